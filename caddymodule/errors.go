@@ -1,0 +1,130 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
+)
+
+// The error codes of the JSON error body, as the spec's error table lists
+// them. Clients branch on these, never on the message.
+const (
+	codeInvalidRequest     = "invalid_request"
+	codeDecryptFailed      = "decrypt_failed"
+	codeWatermarkMismatch  = "watermark_mismatch"
+	codeUnauthenticated    = "unauthenticated"
+	codeInvalidCode        = "invalid_code"
+	codeUserBlocked        = "user_blocked"
+	codePhoneRequired      = "phone_required"
+	codeMethodNotAllowed   = "method_not_allowed"
+	codeBodyTooLarge       = "body_too_large"
+	codeUnsupportedMedia   = "unsupported_media_type"
+	codeRateLimited        = "rate_limited"
+	codeWeChatError        = "wechat_error"
+	codeWeChatUnavailable  = "wechat_unavailable"
+	codeStoreUnavailable   = "store_unavailable"
+	codeWeChatTimeout      = "wechat_timeout"
+	codeInternal           = "internal_error"
+	retryAfterRateLimited  = "60"
+	wwwAuthenticate        = `Bearer realm="wechat_auth"`
+	wwwAuthenticateInvalid = `Bearer realm="wechat_auth", error="invalid_token"`
+)
+
+// errorBody is the only shape an error ever leaves the gateway in. The
+// message is always one of our own sentences: a Go error string could
+// carry a URL, a WeChat rid, or worse, so none is ever copied in here.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// writeError answers with the JSON error body. It returns nil: the
+// request has been answered, and handing an error back to Caddy would
+// make it write a second, non-JSON response.
+func writeError(w http.ResponseWriter, status int, code, message string) error {
+	if status == http.StatusUnauthorized {
+		if w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", wwwAuthenticate)
+		}
+	}
+	return writeJSON(w, status, errorBody{Error: code, Message: message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only our own response structs get here; they always marshal.
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal_error","message":"could not encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// wechatFailure is how an error from the WeChat client is answered.
+type wechatFailure struct {
+	status  int
+	code    string
+	message string
+}
+
+// classifyWeChatError maps an error from the wechat package to the spec's
+// error table. Config errors (bad appid/secret) and anything unknown are a
+// 502: the gateway is fine, WeChat's answer was unusable for us.
+func classifyWeChatError(err error) wechatFailure {
+	switch {
+	case wechat.IsInvalidCode(err):
+		return wechatFailure{http.StatusUnauthorized, codeInvalidCode, "the code is invalid, expired or already used: call wx.login again"}
+	case wechat.IsUserBlocked(err):
+		return wechatFailure{http.StatusForbidden, codeUserBlocked, "WeChat refused this user (high-risk account)"}
+	case wechat.IsRateLimited(err):
+		return wechatFailure{http.StatusTooManyRequests, codeRateLimited, "WeChat rate limit reached: retry later"}
+	case errors.Is(err, wechat.ErrTimeout):
+		return wechatFailure{http.StatusGatewayTimeout, codeWeChatTimeout, "WeChat did not answer in time"}
+	case errors.Is(err, wechat.ErrUnavailable), wechat.IsSystemBusy(err):
+		return wechatFailure{http.StatusServiceUnavailable, codeWeChatUnavailable, "WeChat is unavailable: retry later"}
+	case errors.Is(err, wechat.ErrInvalidInput):
+		return wechatFailure{http.StatusBadRequest, codeInvalidRequest, "malformed encryptedData, iv or code"}
+	case errors.Is(err, wechat.ErrWatermark):
+		return wechatFailure{http.StatusBadRequest, codeWatermarkMismatch, "the data was not sealed for this app or is too old"}
+	case errors.Is(err, wechat.ErrDecrypt):
+		return wechatFailure{http.StatusBadRequest, codeDecryptFailed, "the data does not decrypt with the current session key: log in again and retry"}
+	default:
+		return wechatFailure{http.StatusBadGateway, codeWeChatError, "WeChat answered something unusable"}
+	}
+}
+
+// errcodeField logs WeChat's errcode, when the error carries one. Only the
+// code: messages from WeChat may carry a rid, which is not ours to log.
+func errcodeField(err error) zap.Field {
+	var apiErr *wechat.APIError
+	if errors.As(err, &apiErr) {
+		return zap.Int("errcode", apiErr.Code)
+	}
+	return zap.Skip()
+}
+
+// writeWeChatError answers a failed WeChat call.
+func (h *Handler) writeWeChatError(w http.ResponseWriter, err error) error {
+	f := classifyWeChatError(err)
+	if f.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfterRateLimited)
+	}
+	return writeError(w, f.status, f.code, f.message)
+}
+
+// writeStoreError answers a failure of the session store. It is a 503 and
+// never a 401: a 401 tells clients to drop their token, and a store outage
+// would then log every user out.
+func writeStoreError(w http.ResponseWriter) error {
+	w.Header().Set("Retry-After", "1")
+	return writeError(w, http.StatusServiceUnavailable, codeStoreUnavailable, "the session store is unavailable: retry later")
+}

@@ -1,0 +1,139 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// handlerMetrics are the handler's Prometheus collectors, registered in
+// Caddy's own registry of the running config. Labels hold results and API
+// names only: never an openid, unionid, phone or token, which would be
+// both a leak and an unbounded label set.
+type handlerMetrics struct {
+	logins      *prometheus.CounterVec
+	apiRequests *prometheus.CounterVec
+	apiDuration *prometheus.HistogramVec
+	requests    *prometheus.CounterVec
+	sessions    prometheus.Collector
+	registry    *prometheus.Registry
+	labels      prometheus.Labels
+
+	// The pass-through counters, resolved once: the hot path then skips
+	// the label hashing of WithLabelValues.
+	authorized, anonymous, unauthenticated, forbidden, storeError prometheus.Counter
+}
+
+const metricsNamespace, metricsSubsystem = "caddy", "wechat_auth"
+
+// newHandlerMetrics registers the collectors of one handler. Every config
+// load has a registry of its own; within one, several handlers (several
+// sites, or the same app twice) share the collectors that are already
+// registered, so a second registration never panics.
+func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
+	reg := ctx.GetMetricsRegistry()
+	labels := prometheus.Labels{"app_id": appID}
+	m := &handlerMetrics{registry: reg, labels: labels}
+	m.logins = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "logins_total",
+		Help:        "Logins by result (ok, retried, or the error code answered).",
+		ConstLabels: labels,
+	}, []string{"result"}))
+	m.apiRequests = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "api_requests_total",
+		Help:        "Calls to the WeChat server API by API and result.",
+		ConstLabels: labels,
+	}, []string{"api", "result"}))
+	m.apiDuration = registerOrReuse(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "api_request_duration_seconds",
+		Help:        "Latency of calls to the WeChat server API.",
+		ConstLabels: labels,
+		Buckets:     []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"api"}))
+	m.requests = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "requests_total",
+		Help:        "Pass-through decisions (authorized, anonymous, unauthenticated, forbidden, store_error).",
+		ConstLabels: labels,
+	}, []string{"result"}))
+	m.authorized = m.requests.WithLabelValues(resultAuthorized)
+	m.anonymous = m.requests.WithLabelValues(resultAnonymous)
+	m.unauthenticated = m.requests.WithLabelValues(resultUnauthenticated)
+	m.forbidden = m.requests.WithLabelValues(resultForbidden)
+	m.storeError = m.requests.WithLabelValues(resultStoreError)
+	return m
+}
+
+// watchSessions exports the live session count of store as a gauge, read
+// at scrape time.
+func (m *handlerMetrics) watchSessions(store Store) {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "sessions",
+		Help:        "Live sessions in the store (-1 when the store cannot be read).",
+		ConstLabels: m.labels,
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := store.Count(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	if err := m.registry.Register(g); err == nil {
+		m.sessions = g
+	}
+}
+
+func registerOrReuse[C prometheus.Collector](reg *prometheus.Registry, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// A different collector under our name: keep counting into the
+		// unregistered one rather than failing the config.
+	}
+	return c
+}
+
+func (m *handlerMetrics) login(result string) { m.logins.WithLabelValues(result).Inc() }
+
+// request counts a pass-through decision.
+func (m *handlerMetrics) request(result string) {
+	switch result {
+	case resultAuthorized:
+		m.authorized.Inc()
+	case resultAnonymous:
+		m.anonymous.Inc()
+	case resultUnauthenticated:
+		m.unauthenticated.Inc()
+	case resultForbidden:
+		m.forbidden.Inc()
+	default:
+		m.storeError.Inc()
+	}
+}
+
+// apiCall records one call to the WeChat API.
+func (m *handlerMetrics) apiCall(api, result string, d time.Duration) {
+	m.apiRequests.WithLabelValues(api, result).Inc()
+	m.apiDuration.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// close unregisters the session gauge: it holds the store, which the
+// next config may have closed.
+func (m *handlerMetrics) close() {
+	if m.sessions != nil {
+		m.registry.Unregister(m.sessions)
+	}
+}

@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
+)
+
+func init() {
+	caddy.RegisterModule(Mock{})
+}
+
+// mockPool keeps each mock's state (issued codes, session keys, tokens)
+// across config reloads, so a reload in the demo logs nobody out.
+var mockPool = caddy.NewUsagePool()
+
+// Mock is the wechat_mock handler: a dev-only fake of the WeChat server
+// API (the same one the tests use, wechattest), served from inside Caddy
+// so that a gateway can be tried with no WeChat account and no internet.
+// Codes name users: "alice" and "alice:2" both log alice in, each code
+// once. It is not for production, and says so in the log at start.
+type Mock struct {
+	// The AppID the mock accepts. Required; use the gateway's app_id.
+	AppID string `json:"app_id,omitempty"`
+
+	// The AppSecret the mock accepts. Required; placeholders are resolved.
+	AppSecret string `json:"app_secret,omitempty"`
+
+	// UnionIDs gives users a unionid (user name to unionid). Default: none.
+	UnionIDs map[string]string `json:"unionids,omitempty"`
+
+	// Phones sets users' phone numbers (user name to mainland number).
+	// Default: a number derived from the user name.
+	Phones map[string]string `json:"phones,omitempty"`
+
+	poolKey string
+	fake    *wechattest.Fake
+}
+
+// CaddyModule returns the Caddy module information.
+func (Mock) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_mock",
+		New: func() caddy.Module { return new(Mock) },
+	}
+}
+
+type mockState struct{ fake *wechattest.Fake }
+
+func (mockState) Destruct() error { return nil }
+
+// Provision creates (or, on reload, reuses) the fake.
+func (m *Mock) Provision(ctx caddy.Context) error {
+	repl := caddy.NewReplacer()
+	appID := repl.ReplaceKnown(m.AppID, "")
+	secret := repl.ReplaceKnown(m.AppSecret, "")
+	if appID == "" || secret == "" {
+		return fmt.Errorf("wechat_mock: app_id and app_secret are required")
+	}
+	m.poolKey = appID + "\x00" + secret
+	val, _, err := mockPool.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
+		return mockState{fake: wechattest.New(appID, secret)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	m.fake = val.(mockState).fake
+	for user, id := range m.UnionIDs {
+		m.fake.SetUnionID(user, id)
+	}
+	for user, phone := range m.Phones {
+		m.fake.SetPhone(user, phone, "86")
+	}
+	ctx.Logger().Warn("wechat_mock serves a FAKE WeChat API for development; it is not for production",
+		zap.String("app_id", appID))
+	return nil
+}
+
+// Cleanup releases the shared fake.
+func (m *Mock) Cleanup() error {
+	if m.poolKey != "" {
+		_, err := mockPool.Delete(m.poolKey)
+		return err
+	}
+	return nil
+}
+
+// ServeHTTP answers as WeChat would. It is a terminal handler.
+func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	m.fake.ServeHTTP(w, r)
+	return nil
+}
+
+func parseWeChatMock(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Mock
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the mock from Caddyfile tokens. Syntax:
+//
+//	wechat_mock [<matcher>] {
+//	    app_id     <appid>
+//	    app_secret <secret>
+//	    unionid    <user> <unionid>
+//	    phone      <user> <number>
+//	}
+func (m *Mock) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		switch sub {
+		case "app_id":
+			if err := oneArg(d, &m.AppID); err != nil {
+				return err
+			}
+		case "app_secret":
+			if err := oneArg(d, &m.AppSecret); err != nil {
+				return err
+			}
+		case "unionid", "phone":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("%s needs two arguments: <user> <value>", sub)
+			}
+			target := &m.UnionIDs
+			if sub == "phone" {
+				target = &m.Phones
+			}
+			if *target == nil {
+				*target = make(map[string]string)
+			}
+			(*target)[args[0]] = args[1]
+		default:
+			return d.Errf("unrecognized wechat_mock subdirective %q", sub)
+		}
+	}
+	if m.AppID == "" || m.AppSecret == "" {
+		return d.Err("wechat_mock: app_id and app_secret are required")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Mock)(nil)
+	_ caddy.CleanerUpper          = (*Mock)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Mock)(nil)
+	_ caddyfile.Unmarshaler       = (*Mock)(nil)
+)

@@ -1,0 +1,136 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+// phoneRequest carries either form of getPhoneNumber's result: the
+// one-time code (base library 2.21.2 and later) or the legacy sealed
+// payload.
+type phoneRequest struct {
+	Code          string `json:"code"`
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+}
+
+type phoneResponse struct {
+	PhoneNumber     string `json:"phoneNumber"`
+	PurePhoneNumber string `json:"purePhoneNumber"`
+	CountryCode     string `json:"countryCode"`
+}
+
+// servePhone exchanges or decrypts a phone number and binds it to the
+// caller, so it is forwarded upstream from then on.
+func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash, sess Session) error {
+	var req phoneRequest
+	if !decodeJSONBody(w, r, &req) {
+		return nil
+	}
+	var (
+		phoneNumber, purePhone, countryCode string
+		form                                string
+	)
+	switch {
+	case req.Code != "":
+		if !validCode(req.Code) {
+			return writeError(w, http.StatusBadRequest, codeInvalidRequest, `"code" must be the code of getPhoneNumber`)
+		}
+		// The code form names no user: WeChat issued the code to whoever
+		// tapped the button in this mini program, and the caller's token
+		// says who that is.
+		form = "code"
+		info, err := h.client.PhoneNumber(r.Context(), req.Code)
+		if err != nil {
+			h.logger.Warn("phone number exchange failed",
+				zap.String("openid", sess.User.OpenID),
+				zap.String("result", classifyWeChatError(err).code),
+				errcodeField(err), zap.Error(err))
+			return h.writeWeChatError(w, err)
+		}
+		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
+	case req.EncryptedData != "" && req.IV != "":
+		form = "encrypted"
+		info, err := h.client.DecryptPhone(sess.User.SessionKey, req.EncryptedData, req.IV)
+		if err != nil {
+			h.logger.Info("phone number decryption failed",
+				zap.String("openid", sess.User.OpenID),
+				zap.String("result", classifyWeChatError(err).code))
+			return h.writeWeChatError(w, err)
+		}
+		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
+	default:
+		return writeError(w, http.StatusBadRequest, codeInvalidRequest, `send {"code"} or {"encryptedData", "iv"} from getPhoneNumber`)
+	}
+	if purePhone == "" {
+		return writeError(w, http.StatusBadGateway, codeWeChatError, "WeChat returned no phone number")
+	}
+
+	if err := h.store.BindPhone(r.Context(), sess.User.OpenID, purePhone, countryCode); err != nil {
+		h.logger.Error("binding phone failed: session store", zap.Error(err))
+		return writeStoreError(w)
+	}
+	h.logger.Info("phone bound",
+		zap.String("openid", sess.User.OpenID),
+		zap.String("form", form),
+		zap.String("phone", maskPhone(purePhone)),
+		zap.String("country_code", countryCode))
+	return writeJSON(w, http.StatusOK, phoneResponse{
+		PhoneNumber:     phoneNumber,
+		PurePhoneNumber: purePhone,
+		CountryCode:     countryCode,
+	})
+}
+
+type decryptRequest struct {
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+}
+
+// serveDecrypt opens any open data (userInfo, WeRun, share info) sealed
+// with the caller's session key.
+func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ TokenHash, sess Session) error {
+	var req decryptRequest
+	if !decodeJSONBody(w, r, &req) {
+		return nil
+	}
+	if req.EncryptedData == "" || req.IV == "" {
+		return writeError(w, http.StatusBadRequest, codeInvalidRequest, `send {"encryptedData", "iv"}`)
+	}
+	raw, err := h.client.Decrypt(sess.User.SessionKey, req.EncryptedData, req.IV)
+	if err != nil {
+		return h.writeWeChatError(w, err)
+	}
+	// The watermark proves the data was sealed for this app; an openId in
+	// it must also be the caller's, or one user could have another user's
+	// data (sealed under a key they once held) read back as their own.
+	var owner struct {
+		OpenID *string `json:"openId"`
+	}
+	if err := json.Unmarshal(raw, &owner); err != nil {
+		return writeError(w, http.StatusBadRequest, codeDecryptFailed, "the decrypted data is not a JSON object")
+	}
+	if owner.OpenID != nil && *owner.OpenID != sess.User.OpenID {
+		h.logger.Warn("decrypted data names another user", zap.String("openid", sess.User.OpenID))
+		return writeError(w, http.StatusBadRequest, codeWatermarkMismatch, "the data belongs to another user")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+	return nil
+}
+
+// maskPhone keeps the first three and last four digits ("138****1111"),
+// enough to tell numbers apart in a log, not enough to call anyone.
+func maskPhone(p string) string {
+	if len(p) <= 4 {
+		return "****"
+	}
+	if len(p) < 8 {
+		return "****" + p[len(p)-2:]
+	}
+	return p[:3] + "****" + p[len(p)-4:]
+}

@@ -1,0 +1,989 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	gocache "github.com/patrickmn/go-cache"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(MemoryStore{})
+}
+
+// DefaultMaxSessions is the default limit of live sessions of one app in
+// the memory store.
+const DefaultMaxSessions = 1000000
+
+// memoryPool holds one memoryStore per app id and snapshot file, so that a
+// config reload with the same app id finds the sessions of the config it
+// replaces. Two app ids never share an entry.
+var memoryPool = caddy.NewUsagePool()
+
+// MemoryStore keeps sessions in the memory of this Caddy process. They
+// survive `caddy reload` (the store lives in a caddy.UsagePool keyed by app
+// id) and, when Snapshot is set, a restart. They are not shared between
+// gateways: run several instances with the redis store.
+//
+// Sessions have a fixed TTL (they are not extended by use). When
+// MaxSessions is reached, the oldest sessions are dropped to make room: a
+// login never fails because the store is full.
+type MemoryStore struct {
+	// MaxSessions caps the number of sessions kept for the app; beyond
+	// it the oldest sessions are evicted. Default: 1000000 (about 300
+	// MB of heap when every session belongs to a different user).
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// Snapshot is a file the sessions are saved to every minute and when
+	// the store is released (on shutdown), and loaded from when it is
+	// opened, so that a restart keeps every session. Placeholders such as
+	// {env.*} are resolved when the store is opened. Default: none (a
+	// restart logs everyone out).
+	//
+	// The file holds token hashes, which grant nothing, but also every
+	// user's WeChat session_key: it is written with mode 0600 and must be
+	// protected like a private key. One file per app id.
+	Snapshot string `json:"snapshot,omitempty"`
+
+	logger *zap.Logger
+	keys   []memoryPoolKey
+}
+
+// CaddyModule returns the Caddy module information.
+func (MemoryStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "wechat_auth.stores.memory",
+		New: func() caddy.Module { return new(MemoryStore) },
+	}
+}
+
+// Provision validates the configuration.
+func (m *MemoryStore) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
+	if m.MaxSessions < 0 {
+		return fmt.Errorf("max_sessions must not be negative, got %d", m.MaxSessions)
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
+//
+//	memory {
+//	    max_sessions <n>
+//	    snapshot     <file>
+//	}
+func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "max_sessions":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 {
+				return d.Errf("max_sessions: %q is not a positive whole number", d.Val())
+			}
+			m.MaxSessions = n
+		case "snapshot":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			m.Snapshot = d.Val()
+		default:
+			return d.Errf("unrecognized memory store subdirective %q", d.Val())
+		}
+		if d.NextArg() {
+			return d.Errf("%s: too many arguments", d.Val())
+		}
+	}
+	return nil
+}
+
+type memoryPoolKey struct{ appID, snapshot string }
+
+// Open returns the memory store of appID, creating it (and loading the
+// snapshot) if no loaded config holds it yet.
+func (m *MemoryStore) Open(ctx caddy.Context, appID string) (Store, error) {
+	if appID == "" {
+		return nil, errors.New("memory store: empty app id")
+	}
+	logger := m.logger
+	if logger == nil {
+		logger = ctx.Logger(m)
+	}
+	maxSessions := m.MaxSessions
+	if maxSessions == 0 {
+		maxSessions = DefaultMaxSessions
+	}
+	snap := ""
+	if m.Snapshot != "" {
+		snap = caddy.NewReplacer().ReplaceAll(m.Snapshot, "")
+		if snap == "" {
+			return nil, fmt.Errorf("memory store: snapshot %q resolves to an empty path", m.Snapshot)
+		}
+		if abs, err := filepath.Abs(snap); err == nil {
+			snap = abs
+		}
+	}
+	key := memoryPoolKey{appID: appID, snapshot: snap}
+
+	// Two apps writing one snapshot file would overwrite each other's
+	// sessions every minute; refuse it at config load.
+	if snap != "" {
+		var clash string
+		memoryPool.Range(func(k, _ any) bool {
+			if pk := k.(memoryPoolKey); pk.snapshot == snap && pk.appID != appID {
+				clash = pk.appID
+				return false
+			}
+			return true
+		})
+		if clash != "" {
+			return nil, fmt.Errorf("memory store: snapshot file %s is already used by app %s", snap, clash)
+		}
+	}
+
+	val, loaded, err := memoryPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s := newMemoryStore(appID, snap, maxSessions, logger)
+		if snap != "" {
+			s.loadSnapshot()
+		}
+		s.start()
+		return s, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := val.(*memoryStore)
+	if loaded {
+		// A reload: the newest config's settings and logger win.
+		s.maxSessions.Store(int64(maxSessions))
+		s.logger.Store(logger)
+		s.evict()
+	}
+	m.keys = append(m.keys, key)
+	return s, nil
+}
+
+// Cleanup releases the stores opened by this module. The last config
+// holding a store stops its janitor and writes its snapshot.
+func (m *MemoryStore) Cleanup() error {
+	var errs []error
+	for _, k := range m.keys {
+		if _, err := memoryPool.Delete(k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.keys = nil
+	return errors.Join(errs...)
+}
+
+// memShardCount is the number of independently locked parts of the
+// session map. Token hashes are uniform, so their first byte spreads
+// sessions evenly; more shards mean shorter lock holds for the janitor
+// and less contention between logins and look-ups.
+const memShardCount = 64
+
+// memFIFOBlock is the number of token hashes in one block of the
+// eviction queue.
+const memFIFOBlock = 1024
+
+// memUser is the shared record of one user. Sessions point at it, so a
+// new session_key or a bound phone is seen by every token of the user.
+// The User it points at is never modified: an update stores a new one, so
+// Lookup always reads a consistent record without a lock.
+type memUser struct {
+	// u is nil once the user was revoked: every session pointing here is
+	// dead from that instant, and the janitor removes them later.
+	u atomic.Pointer[User]
+	// exp is the latest expiry of any session of the user (unix ns); the
+	// record is dropped after it. Guarded by the user shard's lock.
+	exp int64
+}
+
+// memSession is one session: 48 bytes in the map with its key.
+type memSession struct {
+	user *memUser
+	exp  int64 // unix ns
+}
+
+type memShard struct {
+	mu sync.RWMutex
+	m  map[TokenHash]memSession
+	_  [32]byte // keep shards on separate cache lines
+}
+
+type memUserShard struct {
+	mu sync.Mutex
+	m  map[string]*memUser
+	_  [48]byte
+}
+
+// hashQueue is the eviction order: token hashes in creation order, in
+// fixed blocks so that it costs 32 bytes per session without the slack
+// of a doubling slice. Entries whose session is already gone stay until
+// they reach the head or the queue is compacted.
+type hashQueue struct {
+	blocks [][]TokenHash
+	head   int // index of the first entry in blocks[0]
+	n      int
+}
+
+func (q *hashQueue) push(h TokenHash) {
+	if len(q.blocks) == 0 || len(q.blocks[len(q.blocks)-1]) == memFIFOBlock {
+		q.blocks = append(q.blocks, make([]TokenHash, 0, memFIFOBlock))
+	}
+	last := len(q.blocks) - 1
+	q.blocks[last] = append(q.blocks[last], h)
+	q.n++
+}
+
+func (q *hashQueue) peek() (TokenHash, bool) {
+	if q.n == 0 {
+		return TokenHash{}, false
+	}
+	return q.blocks[0][q.head], true
+}
+
+func (q *hashQueue) pop() (TokenHash, bool) {
+	h, ok := q.peek()
+	if !ok {
+		return h, false
+	}
+	q.head++
+	q.n--
+	if q.head == len(q.blocks[0]) && (q.head == memFIFOBlock || q.n == 0) {
+		q.blocks[0] = nil
+		q.blocks = q.blocks[1:]
+		q.head = 0
+	}
+	return h, true
+}
+
+// memoryStore is the Store shared by every config of one app.
+type memoryStore struct {
+	appID       string
+	snapshot    string
+	maxSessions atomic.Int64
+	logger      atomic.Pointer[zap.Logger]
+
+	shards [memShardCount]memShard
+	users  [memShardCount]memUserShard
+	size   atomic.Int64 // entries in the session maps, live or not yet swept
+
+	fifoMu sync.Mutex
+	fifo   hashQueue
+
+	// results keeps sealed login answers for the few minutes a client may
+	// retry a code; go-cache's janitor drops them when they expire.
+	results *gocache.Cache
+
+	snapMu sync.Mutex // one snapshot writer at a time
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newMemoryStore(appID, snapshot string, maxSessions int, logger *zap.Logger) *memoryStore {
+	s := &memoryStore{
+		appID:    appID,
+		snapshot: snapshot,
+		results:  gocache.New(gocache.NoExpiration, time.Minute),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	s.maxSessions.Store(int64(maxSessions))
+	s.logger.Store(logger)
+	for i := range s.shards {
+		s.shards[i].m = make(map[TokenHash]memSession)
+		s.users[i].m = make(map[string]*memUser)
+	}
+	return s
+}
+
+func (s *memoryStore) shard(h TokenHash) *memShard {
+	return &s.shards[h[0]%memShardCount]
+}
+
+func (s *memoryStore) userShard(openid string) *memUserShard {
+	// FNV-1a; openids are WeChat-issued, not attacker-chosen, and a bad
+	// spread would only cost lock contention.
+	var x uint32 = 2166136261
+	for i := 0; i < len(openid); i++ {
+		x ^= uint32(openid[i])
+		x *= 16777619
+	}
+	return &s.users[x%memShardCount]
+}
+
+// start runs the janitor: every minute it drops expired and revoked
+// sessions and writes the snapshot.
+func (s *memoryStore) start() {
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.sweep()
+				if s.snapshot != "" {
+					if err := s.writeSnapshot(); err != nil {
+						s.logger.Load().Error("writing session snapshot", zap.String("file", s.snapshot), zap.Error(err))
+					}
+				}
+			}
+		}
+	}()
+}
+
+// Destruct is called by the usage pool when the last config holding the
+// store is cleaned up: stop the janitors and save the sessions.
+func (s *memoryStore) Destruct() error {
+	close(s.stop)
+	<-s.done
+	s.results.Flush()
+	if s.snapshot == "" {
+		return nil
+	}
+	s.sweep()
+	if err := s.writeSnapshot(); err != nil {
+		s.logger.Load().Error("writing session snapshot", zap.String("file", s.snapshot), zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+// attachUser upserts the user record and returns it; the session that
+// will point at it expires at exp.
+func (s *memoryStore) attachUser(in User, exp int64) *memUser {
+	us := s.userShard(in.OpenID)
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	rec := us.m[in.OpenID]
+	nu := &User{
+		// Copies, so that a record never pins a larger buffer the caller
+		// sliced these strings from.
+		UnionID:     strings.Clone(in.UnionID),
+		SessionKey:  strings.Clone(in.SessionKey),
+		Phone:       strings.Clone(in.Phone),
+		CountryCode: strings.Clone(in.CountryCode),
+	}
+	if rec == nil || rec.exp <= time.Now().UnixNano() {
+		// New, or every session of the user has expired and the janitor
+		// has not dropped the record yet: start afresh, as Redis would.
+		rec = &memUser{}
+		nu.OpenID = strings.Clone(in.OpenID)
+		us.m[nu.OpenID] = rec
+	} else {
+		old := rec.u.Load()
+		nu.OpenID = old.OpenID // share the map key's bytes
+		if nu.UnionID == "" {
+			nu.UnionID = old.UnionID
+		}
+		if nu.Phone == "" {
+			nu.Phone, nu.CountryCode = old.Phone, old.CountryCode
+		}
+	}
+	rec.u.Store(nu)
+	if exp > rec.exp {
+		rec.exp = exp
+	}
+	return rec
+}
+
+// put stores a session and reports whether it is new.
+func (s *memoryStore) put(h TokenHash, e memSession) bool {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	_, existed := sh.m[h]
+	sh.m[h] = e
+	sh.mu.Unlock()
+	if !existed {
+		s.size.Add(1)
+	}
+	return !existed
+}
+
+func (s *memoryStore) CreateSession(_ context.Context, h TokenHash, user User, ttl time.Duration) (time.Time, error) {
+	if user.OpenID == "" {
+		return time.Time{}, errors.New("memory store: empty openid")
+	}
+	if ttl <= 0 {
+		return time.Time{}, fmt.Errorf("memory store: session ttl must be positive, got %v", ttl)
+	}
+	exp := time.Now().Add(ttl).UnixNano()
+	rec := s.attachUser(user, exp)
+	if s.put(h, memSession{user: rec, exp: exp}) {
+		s.fifoMu.Lock()
+		s.fifo.push(h)
+		s.fifoMu.Unlock()
+		s.evict()
+	}
+	return time.Unix(0, exp), nil
+}
+
+// evict drops the oldest sessions while there are more than maxSessions,
+// and compacts the queue when most of it points at sessions already gone
+// (logged out, expired), so that it stays about 32 bytes per session.
+func (s *memoryStore) evict() {
+	max := s.maxSessions.Load()
+	s.fifoMu.Lock()
+	defer s.fifoMu.Unlock()
+	for s.size.Load() > max {
+		h, ok := s.fifo.pop()
+		if !ok {
+			break
+		}
+		s.remove(h)
+	}
+	if stale := int64(s.fifo.n) - s.size.Load(); stale > memFIFOBlock && stale > s.size.Load() {
+		s.compactLocked()
+	}
+}
+
+// compactLocked rebuilds the queue with the sessions that still exist,
+// keeping their order. s.fifoMu must be held.
+func (s *memoryStore) compactLocked() {
+	var q hashQueue
+	for {
+		h, ok := s.fifo.pop()
+		if !ok {
+			break
+		}
+		sh := s.shard(h)
+		sh.mu.RLock()
+		_, ok = sh.m[h]
+		sh.mu.RUnlock()
+		if ok {
+			q.push(h)
+		}
+	}
+	s.fifo = q
+}
+
+// remove deletes the session h if it is there.
+func (s *memoryStore) remove(h TokenHash) {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	_, ok := sh.m[h]
+	delete(sh.m, h)
+	sh.mu.Unlock()
+	if ok {
+		s.size.Add(-1)
+	}
+}
+
+// Lookup is the hot path: one read-locked map look-up, no allocation.
+func (s *memoryStore) Lookup(_ context.Context, h TokenHash) (Session, error) {
+	sh := s.shard(h)
+	sh.mu.RLock()
+	e, ok := sh.m[h]
+	sh.mu.RUnlock()
+	if !ok || e.exp <= time.Now().UnixNano() {
+		return Session{}, ErrNotFound
+	}
+	u := e.user.u.Load()
+	if u == nil {
+		return Session{}, ErrNotFound // revoked
+	}
+	return Session{User: *u, ExpiresAt: time.Unix(0, e.exp)}, nil
+}
+
+func (s *memoryStore) DeleteSession(_ context.Context, h TokenHash) error {
+	s.remove(h)
+	return nil
+}
+
+// RevokeUser kills every session of openid at once by retiring the user
+// record they share; it then scans the sessions to free them and count
+// them. The scan is O(sessions), fine for an admin action.
+func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) {
+	us := s.userShard(openid)
+	us.mu.Lock()
+	rec := us.m[openid]
+	if rec != nil {
+		delete(us.m, openid)
+		rec.u.Store(nil) // from here on, Lookup of any of its tokens fails
+	}
+	us.mu.Unlock()
+	if rec == nil {
+		return 0, nil
+	}
+	now := time.Now().UnixNano()
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for h, e := range sh.m {
+			if e.user == rec {
+				delete(sh.m, h)
+				s.size.Add(-1)
+				if e.exp > now {
+					n++
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n, nil
+}
+
+func (s *memoryStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
+	us := s.userShard(openid)
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	rec := us.m[openid]
+	if rec == nil || rec.exp <= time.Now().UnixNano() {
+		return ErrNotFound
+	}
+	nu := *rec.u.Load()
+	nu.Phone, nu.CountryCode = strings.Clone(phone), strings.Clone(countryCode)
+	rec.u.Store(&nu)
+	return nil
+}
+
+func (s *memoryStore) PutLoginResult(_ context.Context, key string, sealed []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("memory store: login result ttl must be positive, got %v", ttl)
+	}
+	s.results.Set(key, bytes.Clone(sealed), ttl)
+	return nil
+}
+
+func (s *memoryStore) GetLoginResult(_ context.Context, key string) ([]byte, error) {
+	v, ok := s.results.Get(key)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(v.([]byte)), nil
+}
+
+// Count scans the sessions: O(sessions) under short per-shard read locks
+// (a few milliseconds at 1M). It serves a metrics gauge and the admin
+// stats, not requests.
+func (s *memoryStore) Count(context.Context) (int, error) {
+	now := time.Now().UnixNano()
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			if e.exp > now && e.user.u.Load() != nil {
+				n++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return n, nil
+}
+
+// sweep drops expired and revoked sessions and users whose last session
+// has expired, then the queue entries that point at nothing.
+func (s *memoryStore) sweep() {
+	now := time.Now().UnixNano()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for h, e := range sh.m {
+			if e.exp <= now || e.user.u.Load() == nil {
+				delete(sh.m, h)
+				s.size.Add(-1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for i := range s.users {
+		us := &s.users[i]
+		us.mu.Lock()
+		for id, rec := range us.m {
+			if rec.exp <= now {
+				delete(us.m, id)
+			}
+		}
+		us.mu.Unlock()
+	}
+	s.fifoMu.Lock()
+	for {
+		h, ok := s.fifo.peek()
+		if !ok {
+			break
+		}
+		sh := s.shard(h)
+		sh.mu.RLock()
+		_, ok = sh.m[h]
+		sh.mu.RUnlock()
+		if ok {
+			break
+		}
+		s.fifo.pop()
+	}
+	s.fifoMu.Unlock()
+	s.evict()
+}
+
+// Snapshot file format, version 1. All integers are varints (or fixed
+// where noted); strings are a uvarint length and the bytes.
+//
+//	magic    "WXAUSNAP" (8 bytes)
+//	version  uvarint (1)
+//	app id   string
+//	written  varint, unix ns
+//	records  'U' openid unionid session_key phone country_code exp
+//	         'S' token-hash (32 bytes) exp openid
+//	end      'E'
+//	crc32c   4 bytes, big endian, of everything above
+//
+// Users come before the sessions that name them. The file is replaced
+// atomically, so a crash while writing leaves the previous one.
+const (
+	snapMagic   = "WXAUSNAP"
+	snapVersion = 1
+	snapMaxStr  = 4096 // no field of a WeChat user is near this long
+)
+
+var snapCRC = crc32.MakeTable(crc32.Castagnoli)
+
+type snapWriter struct {
+	w   *bufio.Writer
+	buf [binary.MaxVarintLen64]byte
+}
+
+func (w *snapWriter) uvarint(x uint64) {
+	n := binary.PutUvarint(w.buf[:], x)
+	w.w.Write(w.buf[:n])
+}
+
+func (w *snapWriter) varint(x int64) {
+	n := binary.PutVarint(w.buf[:], x)
+	w.w.Write(w.buf[:n])
+}
+
+func (w *snapWriter) str(s string) {
+	w.uvarint(uint64(len(s)))
+	w.w.WriteString(s)
+}
+
+// writeSnapshot saves the live sessions to s.snapshot: a temporary file
+// in the same directory (mode 0600: it holds session keys), fsync, then
+// rename over the old one.
+func (s *memoryStore) writeSnapshot() (err error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	dir := filepath.Dir(s.snapshot)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(s.snapshot)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	crc := crc32.New(snapCRC)
+	w := &snapWriter{w: bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<16)}
+	now := time.Now().UnixNano()
+	w.w.WriteString(snapMagic)
+	w.uvarint(snapVersion)
+	w.str(s.appID)
+	w.varint(now)
+
+	for i := range s.users {
+		us := &s.users[i]
+		// Copy under the lock, write without it: disk I/O must not
+		// hold up logins.
+		us.mu.Lock()
+		recs := make([]struct {
+			u   *User
+			exp int64
+		}, 0, len(us.m))
+		for _, rec := range us.m {
+			if u := rec.u.Load(); u != nil && rec.exp > now {
+				recs = append(recs, struct {
+					u   *User
+					exp int64
+				}{u, rec.exp})
+			}
+		}
+		us.mu.Unlock()
+		for _, r := range recs {
+			w.w.WriteByte('U')
+			w.str(r.u.OpenID)
+			w.str(r.u.UnionID)
+			w.str(r.u.SessionKey)
+			w.str(r.u.Phone)
+			w.str(r.u.CountryCode)
+			w.varint(r.exp)
+		}
+	}
+
+	type snapSession struct {
+		h    TokenHash
+		exp  int64
+		user *memUser
+	}
+	var batch []snapSession
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		batch = batch[:0]
+		for h, e := range sh.m {
+			if e.exp > now {
+				batch = append(batch, snapSession{h, e.exp, e.user})
+			}
+		}
+		sh.mu.RUnlock()
+		for _, e := range batch {
+			u := e.user.u.Load()
+			if u == nil {
+				continue
+			}
+			w.w.WriteByte('S')
+			w.w.Write(e.h[:])
+			w.varint(e.exp)
+			w.str(u.OpenID)
+		}
+	}
+	w.w.WriteByte('E')
+	if err := w.w.Flush(); err != nil {
+		return err
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
+	if _, err := f.Write(sum[:]); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), s.snapshot); err != nil {
+		return err
+	}
+	// Make the rename itself durable.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+var errSnapTruncated = errors.New("truncated")
+
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = errSnapTruncated
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *snapReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	x, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errSnapTruncated
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *snapReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	x, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errSnapTruncated
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *snapReader) str() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > snapMaxStr || n > uint64(len(r.b)) {
+		r.err = errSnapTruncated
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *snapReader) hash() (h TokenHash) {
+	if r.err != nil || len(r.b) < len(h) {
+		r.err = errSnapTruncated
+		return h
+	}
+	copy(h[:], r.b)
+	r.b = r.b[len(h):]
+	return h
+}
+
+// loadSnapshot restores the sessions of s.snapshot into the new, not yet
+// shared store. A missing file is normal (first start); any other problem
+// is logged and the file ignored: losing sessions logs users out, but a
+// gateway that cannot start is worse.
+func (s *memoryStore) loadSnapshot() {
+	logger := s.logger.Load().With(zap.String("file", s.snapshot))
+	data, err := os.ReadFile(s.snapshot)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		logger.Warn("ignoring unreadable session snapshot", zap.Error(err))
+		return
+	}
+	n, err := s.restore(data)
+	if err != nil {
+		logger.Warn("ignoring session snapshot", zap.Error(err))
+		return
+	}
+	logger.Info("restored sessions from snapshot", zap.Int("sessions", n))
+}
+
+// restore parses a snapshot and loads it; nothing is loaded unless the
+// whole file checks out.
+func (s *memoryStore) restore(data []byte) (int, error) {
+	if len(data) < len(snapMagic) || string(data[:len(snapMagic)]) != snapMagic {
+		return 0, errors.New("not a wechat_auth session snapshot")
+	}
+	r := &snapReader{b: data[len(snapMagic):]}
+	if v := r.uvarint(); r.err != nil {
+		return 0, r.err
+	} else if v != snapVersion {
+		return 0, fmt.Errorf("snapshot version %d is not supported by this build (want %d)", v, snapVersion)
+	}
+	if len(data) < len(snapMagic)+4 {
+		return 0, errSnapTruncated
+	}
+	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, snapCRC) != sum {
+		return 0, errors.New("checksum mismatch (truncated or corrupt)")
+	}
+	r.b = r.b[:len(r.b)-4]
+	if app := r.str(); r.err != nil {
+		return 0, r.err
+	} else if app != s.appID {
+		return 0, fmt.Errorf("snapshot belongs to app %q, not %q", app, s.appID)
+	}
+	r.varint() // written at
+
+	now := time.Now().UnixNano()
+	users := make(map[string]*memUser)
+	type restored struct {
+		h   TokenHash
+		exp int64
+		rec *memUser
+	}
+	var sessions []restored
+	for done := false; !done && r.err == nil; {
+		switch tag := r.byte(); tag {
+		case 'U':
+			u := &User{OpenID: r.str(), UnionID: r.str(), SessionKey: r.str(), Phone: r.str(), CountryCode: r.str()}
+			exp := r.varint()
+			if r.err == nil && u.OpenID != "" && exp > now {
+				rec := &memUser{exp: exp}
+				rec.u.Store(u)
+				users[u.OpenID] = rec
+			}
+		case 'S':
+			h, exp, openid := r.hash(), r.varint(), r.str()
+			if rec := users[openid]; r.err == nil && rec != nil && exp > now {
+				sessions = append(sessions, restored{h, exp, rec})
+			}
+		case 'E':
+			done = true
+		default:
+			if r.err == nil {
+				return 0, fmt.Errorf("unknown record %q", tag)
+			}
+		}
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	if len(r.b) != 0 {
+		return 0, errors.New("trailing data")
+	}
+
+	// Rebuild the eviction queue oldest first. With a fixed TTL the
+	// expiry order is the creation order.
+	slices.SortFunc(sessions, func(a, b restored) int {
+		switch {
+		case a.exp < b.exp:
+			return -1
+		case a.exp > b.exp:
+			return 1
+		}
+		return 0
+	})
+	if max := int(s.maxSessions.Load()); len(sessions) > max {
+		sessions = sessions[len(sessions)-max:]
+	}
+	for id, rec := range users {
+		s.userShard(id).m[id] = rec
+	}
+	for _, e := range sessions {
+		if s.put(e.h, memSession{user: e.rec, exp: e.exp}) {
+			s.fifo.push(e.h)
+		}
+	}
+	return len(sessions), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*MemoryStore)(nil)
+	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
+	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
+	_ StoreModule           = (*MemoryStore)(nil)
+	_ Store                 = (*memoryStore)(nil)
+	_ caddy.Destructor      = (*memoryStore)(nil)
+)
