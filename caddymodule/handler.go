@@ -104,6 +104,7 @@ type Handler struct {
 	logger  *zap.Logger
 	logins  *singleflight.Group
 	metrics *handlerMetrics
+	liveKey string // this handler's entry in liveStores
 
 	// identityHeaders are the header names stripped from every request,
 	// in the folded form of foldHeaderName.
@@ -191,6 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		wechat.WithBaseURL(apiBase),
 		wechat.WithTimeout(time.Duration(h.Timeout)),
 		wechat.WithMaxDataAge(time.Duration(h.MaxDataAge)),
+		wechat.WithObserver(h.metrics.observeAPI),
 	}
 	h.client = wechat.NewClient(appID, secret, opts...)
 
@@ -210,6 +212,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wechat_auth: opening session store: %v", err)
 	}
 	h.metrics.watchSessions(h.store)
+	h.liveKey = registerLiveStore(appID, storeMod.CaddyModule().ID.Name(), h.store)
 	return nil
 }
 
@@ -236,6 +239,9 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.metrics != nil {
 		h.metrics.close()
+	}
+	if h.liveKey != "" {
+		_, _ = liveStores.Delete(h.liveKey)
 	}
 	return nil
 }

@@ -3,10 +3,13 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
 // handlerMetrics are the handler's Prometheus collectors, registered in
@@ -124,10 +127,28 @@ func (m *handlerMetrics) request(result string) {
 	}
 }
 
-// apiCall records one call to the WeChat API.
-func (m *handlerMetrics) apiCall(api, result string, d time.Duration) {
-	m.apiRequests.WithLabelValues(api, result).Inc()
-	m.apiDuration.WithLabelValues(api).Observe(d.Seconds())
+// observeAPI records one exchange with the WeChat API. The result label
+// is a class (ok, errcode_40029, timeout, ...), bounded and secret-free.
+func (m *handlerMetrics) observeAPI(api string, elapsed time.Duration, err error) {
+	m.apiRequests.WithLabelValues(api, apiResult(err)).Inc()
+	m.apiDuration.WithLabelValues(api).Observe(elapsed.Seconds())
+}
+
+func apiResult(err error) string {
+	var apiErr *wechat.APIError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &apiErr):
+		return "errcode_" + strconv.Itoa(apiErr.Code)
+	case errors.Is(err, wechat.ErrTimeout):
+		return "timeout"
+	case errors.Is(err, wechat.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, wechat.ErrBadResponse):
+		return "bad_response"
+	}
+	return "error"
 }
 
 // close unregisters the session gauge: it holds the store, which the

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
 // phoneRequest carries either form of getPhoneNumber's result: the
@@ -44,10 +46,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash
 		form = "code"
 		info, err := h.client.PhoneNumber(r.Context(), req.Code)
 		if err != nil {
-			h.logger.Warn("phone number exchange failed",
-				zap.String("openid", sess.User.OpenID),
-				zap.String("result", classifyWeChatError(err).code),
-				errcodeField(err), zap.Error(err))
+			h.logPhoneFailure(sess.User.OpenID, form, err)
 			return h.writeWeChatError(w, err)
 		}
 		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
@@ -55,9 +54,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash
 		form = "encrypted"
 		info, err := h.client.DecryptPhone(sess.User.SessionKey, req.EncryptedData, req.IV)
 		if err != nil {
-			h.logger.Info("phone number decryption failed",
-				zap.String("openid", sess.User.OpenID),
-				zap.String("result", classifyWeChatError(err).code))
+			h.logPhoneFailure(sess.User.OpenID, form, err)
 			return h.writeWeChatError(w, err)
 		}
 		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
@@ -69,19 +66,35 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash
 	}
 
 	if err := h.store.BindPhone(r.Context(), sess.User.OpenID, purePhone, countryCode); err != nil {
-		h.logger.Error("binding phone failed: session store", zap.Error(err))
+		h.logger.Error("phone binding failed",
+			zap.String("openid", sess.User.OpenID),
+			zap.String("form", form),
+			zap.String("result", codeStoreUnavailable),
+			zap.Error(err))
 		return writeStoreError(w)
 	}
 	h.logger.Info("phone bound",
 		zap.String("openid", sess.User.OpenID),
 		zap.String("form", form),
-		zap.String("phone", maskPhone(purePhone)),
+		zap.String("result", "ok"),
+		zap.String("phone", wechat.MaskPhone(purePhone)),
 		zap.String("country_code", countryCode))
 	return writeJSON(w, http.StatusOK, phoneResponse{
 		PhoneNumber:     phoneNumber,
 		PurePhoneNumber: purePhone,
 		CountryCode:     countryCode,
 	})
+}
+
+// logPhoneFailure writes the one log line of a failed phone binding. The
+// error comes from the wechat package, which keeps secrets out of it.
+func (h *Handler) logPhoneFailure(openid, form string, err error) {
+	h.logger.Warn("phone binding failed",
+		zap.String("openid", openid),
+		zap.String("form", form),
+		zap.String("result", classifyWeChatError(err).code),
+		errcodeField(err),
+		zap.Error(err))
 }
 
 type decryptRequest struct {
@@ -121,16 +134,4 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ TokenHa
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
 	return nil
-}
-
-// maskPhone keeps the first three and last four digits ("138****1111"),
-// enough to tell numbers apart in a log, not enough to call anyone.
-func maskPhone(p string) string {
-	if len(p) <= 4 {
-		return "****"
-	}
-	if len(p) < 8 {
-		return "****" + p[len(p)-2:]
-	}
-	return p[:3] + "****" + p[len(p)-4:]
 }

@@ -21,7 +21,7 @@ import (
 // openMemory provisions a MemoryStore module as Caddy would and opens the
 // store of appID; the returned cleanup is what Caddy calls when the config
 // is unloaded. Warnings are recorded in logs when it is not nil.
-func openMemory(t testing.TB, m *MemoryStore, appID string, logs *observer.ObservedLogs) (*memoryStore, func()) {
+func openMemory(t testing.TB, m *MemoryStore, appID string, logs **observer.ObservedLogs) (*memoryStore, func()) {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := m.Provision(ctx); err != nil {
@@ -31,7 +31,7 @@ func openMemory(t testing.TB, m *MemoryStore, appID string, logs *observer.Obser
 	if logs != nil {
 		core, obs := observer.New(zap.InfoLevel)
 		m.logger = zap.New(core)
-		*logs = *obs
+		*logs = obs
 	}
 	s, err := m.Open(ctx, appID)
 	if err != nil {
@@ -201,7 +201,7 @@ func TestMemoryStoreSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", leftovers)
 	}
 
-	var logs observer.ObservedLogs
+	var logs *observer.ObservedLogs
 	s2, _ := openMemory(t, cfg(), app, &logs)
 	if s2 == s {
 		t.Fatal("expected a fresh store (a restart)")
@@ -296,7 +296,7 @@ func TestMemoryStoreBadSnapshotIgnored(t *testing.T) {
 			if err := os.WriteFile(file, tc.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var logs observer.ObservedLogs
+			var logs *observer.ObservedLogs
 			s, _ := openMemory(t, &MemoryStore{Snapshot: file}, tc.app, &logs)
 			wantCount(t, s, 0)
 			warned := logs.FilterLevelExact(zap.WarnLevel).All()
@@ -332,14 +332,22 @@ func TestMemoryStoreSnapshotUnwritable(t *testing.T) {
 	if err := os.Mkdir(file, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	var logs observer.ObservedLogs
-	s, _ := openMemory(t, &MemoryStore{Snapshot: file}, appIDFor(t, ""), &logs)
+	var logs *observer.ObservedLogs
+	s, stop := openMemory(t, &MemoryStore{Snapshot: file}, appIDFor(t, ""), &logs)
 	mustCreate(t, s, testHash("x"), User{OpenID: "o", SessionKey: "k"}, time.Hour)
 	if err := s.writeSnapshot(); err == nil {
 		t.Fatal("writing over a directory succeeded")
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, ".*")); len(m) != 0 {
 		t.Fatalf("temporary file left: %v", m)
+	}
+	// Once the path is usable again, the final snapshot is written.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := os.Stat(file); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -391,11 +399,11 @@ func TestMemoryStoreCaddyfile(t *testing.T) {
 	for input, want := range map[string]string{
 		"memory {\n max_sessions lots\n}":                 "max_sessions",
 		"memory {\n max_sessions 0\n}":                    "max_sessions",
-		"memory {\n max_sessions\n}":                      "Wrong argument count",
-		"memory {\n snapshot\n}":                          "Wrong argument count",
+		"memory {\n max_sessions\n}":                      "wrong argument count",
+		"memory {\n snapshot\n}":                          "wrong argument count",
 		"memory {\n snapshot a b\n}":                      "too many arguments",
 		"memory {\n max_session 5\n}":                     "max_session",
-		"memory extra":                                    "Wrong argument count",
+		"memory extra":                                    "wrong argument count",
 		"memory {\n max_sessions 5 6\n}":                  "too many arguments",
 		"memory {\n max_sessions -1\n}":                   "max_sessions",
 		"memory {\n bogus\n}":                             "bogus",

@@ -145,11 +145,9 @@ func NewClient(appID, appSecret string, opts ...Option) *Client {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	u, err := url.Parse(strings.TrimRight(c.rawBase, "/"))
-	if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
-		err = errors.New("not an http(s) URL")
-	}
-	if err != nil {
+	// Checked here, reported by every call: NewClient has no error to
+	// return, and a typo must not send the secret somewhere odd.
+	if u, err := url.Parse(strings.TrimRight(c.rawBase, "/")); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		c.baseErr = errors.New("base URL is not an absolute http(s) URL")
 	} else {
 		c.base = u
@@ -354,16 +352,19 @@ func jsonProblem(err error, n int) string {
 
 // cleanMsg makes WeChat's errmsg safe to log: secrets removed, control
 // characters (log injection) replaced, at most 256 bytes of valid UTF-8.
+//
+// Control characters go first: replaced after redaction, they could turn
+// "sec\nret" into a secret containing a space.
 func cleanMsg(s string, red *strings.Replacer) string {
-	if red != nil {
-		s = red.Replace(s)
-	}
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r
 	}, s)
+	if red != nil {
+		s = red.Replace(s)
+	}
 	return clip(s, 256)
 }
 

@@ -159,13 +159,15 @@ func (e *redactedError) Unwrap() []error { return e.causes }
 
 var _ net.Error = (*redactedError)(nil)
 
-// wellKnown are the causes a redactedError keeps. They carry no request
-// data, so exposing them cannot leak anything.
-var wellKnown = [...]error{
-	context.Canceled, context.DeadlineExceeded, os.ErrDeadlineExceeded,
-	io.EOF, io.ErrUnexpectedEOF,
-	syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
-	syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EPIPE,
+// wellKnown returns the causes a redactedError keeps. They carry no
+// request data, so exposing them cannot leak anything.
+func wellKnown() []error {
+	return []error{
+		context.Canceled, context.DeadlineExceeded, os.ErrDeadlineExceeded,
+		io.EOF, io.ErrUnexpectedEOF,
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
+		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EPIPE,
+	}
 }
 
 // sanitize rewrites err so that neither its text nor anything reachable by
@@ -181,7 +183,7 @@ func sanitize(err error, r *strings.Replacer) error {
 	var ne net.Error
 	timeout := errors.As(err, &ne) && ne.Timeout()
 	red := &redactedError{timeout: timeout}
-	for _, k := range wellKnown {
+	for _, k := range wellKnown() {
 		if errors.Is(err, k) {
 			red.causes = append(red.causes, k)
 		}

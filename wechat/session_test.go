@@ -66,8 +66,8 @@ func TestCode2SessionErrors(t *testing.T) {
 		{name: "invalid code", code: "bad-code", check: wechat.IsInvalidCode, wantCode: 40029, wantCalls: 1},
 		{name: "code with space", code: "al ice", check: wechat.IsInvalidCode, wantCode: 40029, wantCalls: 1},
 		{name: "code used", code: "alice",
-			setup:     func(t *testing.T, _ *wechattest.Server, c *wechat.Client) { login(t, c, "alice") },
-			check:     wechat.IsInvalidCode, wantCode: 40163, wantCalls: 2},
+			setup: func(t *testing.T, _ *wechattest.Server, c *wechat.Client) { login(t, c, "alice") },
+			check: wechat.IsInvalidCode, wantCode: 40163, wantCalls: 2},
 		{name: "missing code", code: "alice",
 			setup: func(_ *testing.T, s *wechattest.Server, _ *wechat.Client) {
 				s.FailNext(wechattest.APICode2Session, 41008, 1)

@@ -194,7 +194,7 @@ func (ts *tokenSource) stableToken(ctx context.Context, force bool) (*Token, err
 	if r.AccessToken == "" || r.ExpiresIn <= 0 {
 		return nil, newError(APIStableToken, ErrBadResponse, "answer has no access_token or expires_in")
 	}
-	ttl := min(time.Duration(min(r.ExpiresIn, int64(maxTokenTTL/time.Second)))*time.Second, maxTokenTTL)
+	ttl := time.Duration(min(r.ExpiresIn, int64(maxTokenTTL/time.Second))) * time.Second
 	t := &Token{AccessToken: r.AccessToken, Expiry: start.Add(ttl)}
 
 	ts.mu.Lock()

@@ -21,7 +21,7 @@ func newClock() *clock {
 	c.t.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	return c
 }
-func (c *clock) Now() time.Time           { return time.Unix(0, c.t.Load()) }
+func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
 func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
 
 func phone(t *testing.T, c *wechat.Client, code string) *wechat.PhoneInfo {

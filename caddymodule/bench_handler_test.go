@@ -1,0 +1,273 @@
+package caddymodule
+
+// Handler-level benchmarks (the store-level ones are in
+// store_memory_test.go). They measure, never assert a time:
+//
+//	go test -run '^$' -bench . -benchmem ./caddymodule/
+//
+// BenchmarkPassThrough     token validation + identity headers, 1k/100k/1M live sessions
+// BenchmarkSessionHeap     heap bytes per live session at 1M sessions
+// BenchmarkLogin           POST /wechat/login against the wechattest fake (a real loopback round trip)
+// BenchmarkPhoneLegacy     POST /wechat/phone {"encryptedData","iv"}, end to end
+// BenchmarkDecrypt         POST /wechat/decrypt, end to end
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
+)
+
+var benchAppSeq atomic.Int64
+
+// benchHandler provisions a real Handler (memory store, metrics, WeChat
+// client pointed at a wechattest fake) the way Caddy would, with a no-op
+// logger so that log lines do not end up on the benchmark's output.
+func benchHandler(b *testing.B, maxSessions int) (*Handler, *wechattest.Server) {
+	b.Helper()
+	appID := fmt.Sprintf("wxbench%011d", benchAppSeq.Add(1))
+	fake := wechattest.NewServer(appID, testSecret)
+	b.Cleanup(fake.Close)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel) // Cleanup of the handler and its store module
+	h := &Handler{
+		AppID:     appID,
+		AppSecret: testSecret,
+		APIBase:   fake.URL,
+		StoreRaw:  json.RawMessage(fmt.Sprintf(`{"backend":"memory","max_sessions":%d}`, maxSessions)),
+	}
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Cleanup() })
+	h.logger = zap.NewNop()
+	return h, fake
+}
+
+// benchUser is a distinct user with WeChat-shaped identifiers: a 28
+// character openid and a 24 character (base64 of 16 bytes) session_key.
+func benchUser(i int) User {
+	var key [16]byte
+	_, _ = rand.Read(key[:])
+	return User{
+		OpenID:     fmt.Sprintf("o%027d", i),
+		SessionKey: base64.StdEncoding.EncodeToString(key[:]),
+	}
+}
+
+// fillSessions gives the store n live sessions of n distinct users and
+// returns the tokens of up to sample of them, spread over the whole set.
+func fillSessions(b *testing.B, s Store, n, sample int) []string {
+	b.Helper()
+	ctx := context.Background()
+	every := max(n/sample, 1)
+	var tokens []string
+	for i := range n {
+		var th TokenHash
+		if i%every == 0 && len(tokens) < sample {
+			tok, err := newToken()
+			if err != nil {
+				b.Fatal(err)
+			}
+			tokens = append(tokens, tok)
+			th = HashToken(tok)
+		} else {
+			// Only the hash reaches the store: skip the base64 step.
+			_, _ = rand.Read(th[:])
+		}
+		if _, err := s.CreateSession(ctx, th, benchUser(i), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tokens
+}
+
+// nopNext is the next handler: it does nothing, so the benchmark measures
+// wechat_auth alone.
+var nopNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+// discardWriter is a ResponseWriter that keeps nothing; the pass-through
+// never writes to it.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkPassThrough measures an authenticated pass-through: bearer
+// token -> SHA-256 -> store Lookup -> identity headers and placeholders ->
+// next handler. Each iteration uses one of 4096 tokens spread over all
+// sessions, so that at 1M sessions the look-ups miss the CPU caches as
+// they would in production. The request carries the headers a mini
+// program sends and a Caddy replacer, as Caddy's server would give it.
+func BenchmarkPassThrough(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("sessions=%s", sizeName(n)), func(b *testing.B) {
+			h, _ := benchHandler(b, n)
+			tokens := fillSessions(b, h.store, n, 4096)
+			auths := make([][]string, len(tokens))
+			for i, t := range tokens {
+				auths[i] = []string{"Bearer " + t}
+			}
+			r := httptest.NewRequest(http.MethodGet, "http://gw.example/api/orders?page=1", nil)
+			r.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) MicroMessenger/8.0.47 NetType/WIFI")
+			r.Header.Set("Referer", "https://servicewechat.com/wx0000000000demo01/12/page-frame.html")
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Accept-Encoding", "gzip,compress,br,deflate")
+			repl := caddy.NewReplacer()
+			r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+			w := &discardWriter{h: make(http.Header)}
+			base := make(map[string]bool, len(r.Header))
+			for k := range r.Header {
+				base[k] = true
+			}
+			// One request for warm-up and a sanity check.
+			r.Header["Authorization"] = auths[0]
+			if err := h.ServeHTTP(w, r, nopNext); err != nil {
+				b.Fatal(err)
+			}
+			if r.Header.Get(DefaultHeaderOpenID) == "" || r.Header.Get("Authorization") != "" {
+				b.Fatalf("not authenticated: %v", r.Header)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				// Back to the request as the client sent it: drop what
+				// the last iteration set (no allocation), put the token on.
+				for k := range r.Header {
+					if !base[k] {
+						delete(r.Header, k)
+					}
+				}
+				r.Header["Authorization"] = auths[i&(len(auths)-1)]
+				_ = h.ServeHTTP(w, r, nopNext)
+			}
+		})
+	}
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1_000_000:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
+}
+
+// BenchmarkSessionHeap reports the heap held per live session at 1M
+// sessions of 1M distinct users: live heap after a GC, with the store
+// filled, minus the same before, divided by the sessions. ns/op is the
+// time to create all of them; run it with -benchtime=1x.
+func BenchmarkSessionHeap(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		h, _ := benchHandler(b, n)
+		fillSessions(b, h.store, n, 1)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if c, err := h.store.Count(context.Background()); err != nil || c != n {
+			b.Fatalf("store holds %d sessions (%v), want %d", c, err, n)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/session")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB/1M")
+		runtime.KeepAlive(h)
+	}
+}
+
+// BenchmarkLogin measures POST /wechat/login, the WeChat exchange
+// included: every iteration is a fresh code of one of 1000 users, so
+// every one costs a real loopback HTTP round trip to the fake's
+// jscode2session, a new token and a store write.
+func BenchmarkLogin(b *testing.B) {
+	h, _ := benchHandler(b, DefaultMaxSessions)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		body := fmt.Sprintf(`{"code":"u%d:%d"}`, i%1000, i)
+		r := httptest.NewRequest(http.MethodPost, "http://gw.example/wechat/login", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, nopNext); err != nil || w.Code != http.StatusOK {
+			b.Fatalf("login: %d %s %v", w.Code, w.Body, err)
+		}
+	}
+}
+
+// benchLogin logs user in through the handler and returns the token.
+func benchLogin(b *testing.B, h *Handler, code string) string {
+	b.Helper()
+	r := httptest.NewRequest(http.MethodPost, "http://gw.example/wechat/login", strings.NewReader(`{"code":"`+code+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, nopNext); err != nil || w.Code != http.StatusOK {
+		b.Fatalf("login: %d %s %v", w.Code, w.Body, err)
+	}
+	var res loginResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
+		b.Fatal(err)
+	}
+	return res.Token
+}
+
+// benchSealedPost runs POST path with a payload sealed for user, as the
+// mini program sends it, b.N times.
+func benchSealedPost(b *testing.B, path string, seal func(*wechattest.Server) (string, string, error)) {
+	h, fake := benchHandler(b, 1000)
+	token := benchLogin(b, h, "bench")
+	data, iv, err := seal(fake)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"encryptedData": data, "iv": iv})
+	auth := "Bearer " + token
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "http://gw.example"+path, bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, nopNext); err != nil || w.Code != http.StatusOK {
+			b.Fatalf("%s: %d %s %v", path, w.Code, w.Body, err)
+		}
+		_, _ = io.Copy(io.Discard, w.Body)
+	}
+}
+
+// BenchmarkPhoneLegacy measures the legacy getPhoneNumber form end to
+// end: JSON body, token, AES-128-CBC with the user's session_key,
+// PKCS#7, JSON, watermark, the phone binding in the store, the answer.
+func BenchmarkPhoneLegacy(b *testing.B) {
+	benchSealedPost(b, "/wechat/phone", func(f *wechattest.Server) (string, string, error) {
+		return f.SealPhone("bench")
+	})
+}
+
+// BenchmarkDecrypt measures POST /wechat/decrypt with the same sealed
+// phone payload (the endpoint bench/run.sh drives with wrk).
+func BenchmarkDecrypt(b *testing.B) {
+	benchSealedPost(b, "/wechat/decrypt", func(f *wechattest.Server) (string, string, error) {
+		return f.SealPhone("bench")
+	})
+}

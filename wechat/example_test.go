@@ -1,0 +1,44 @@
+package wechat_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
+)
+
+func Example() {
+	// A fake WeChat; in production, leave out WithBaseURL.
+	srv := wechattest.NewServer("wx0123456789abcdef", "app-secret")
+	defer srv.Close()
+	c := wechat.NewClient("wx0123456789abcdef", "app-secret", wechat.WithBaseURL(srv.URL))
+	ctx := context.Background()
+
+	// The mini program sends the code of wx.login().
+	s, err := c.Code2Session(ctx, "alice")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(s.OpenID == srv.OpenID("alice"), s) // the session_key is redacted
+
+	// A code works once.
+	_, err = c.Code2Session(ctx, "alice")
+	fmt.Println(wechat.IsInvalidCode(err))
+
+	// Open data the mini program received, sealed with the session_key.
+	data, iv, _ := srv.SealPhone("alice")
+	p, err := c.DecryptPhone(s.SessionKey, data, iv)
+	fmt.Println(p.CountryCode, len(p.PurePhoneNumber), err)
+
+	// Data of another app fails the watermark check.
+	data, iv, _ = srv.Seal("alice", map[string]any{"watermark": map[string]any{"appid": "wxother"}})
+	_, err = c.Decrypt(s.SessionKey, data, iv)
+	fmt.Println(errors.Is(err, wechat.ErrWatermark))
+	// Output:
+	// true wechat.Session{OpenID: "o6SScb8OjtG3SxbIJbR10PkZ4knl", UnionID: "", SessionKey: [redacted]}
+	// true
+	// 86 11 <nil>
+	// true
+}
