@@ -36,6 +36,7 @@ type testApp struct {
 	fake   *wechattest.Server
 	appID  string
 	client *http.Client
+	base   string // default gatewayBase
 }
 
 // newAppID gives every test its own app, so that the sessions the memory
@@ -106,7 +107,11 @@ type response struct {
 
 func (a *testApp) do(method, path, token, contentType string, body io.Reader, headers ...string) response {
 	a.t.Helper()
-	req, err := http.NewRequest(method, gatewayBase+path, body)
+	base := a.base
+	if base == "" {
+		base = gatewayBase
+	}
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		a.t.Fatal(err)
 	}

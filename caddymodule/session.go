@@ -75,13 +75,22 @@ func wellFormedToken(t string) bool {
 // lookup resolves the request's bearer token. It returns ErrNotFound for a
 // missing, malformed, unknown or expired token, and any other error when
 // the store failed.
-func (h *Handler) lookup(r *http.Request) (TokenHash, Session, bool, error) {
+//
+// fresh asks the store to skip any local cache (the Redis store keeps
+// validated look-ups for cache_ttl): the endpoints that decrypt need the
+// newest session_key, which a login through another gateway may just have
+// rotated.
+func (h *Handler) lookup(r *http.Request, fresh bool) (TokenHash, Session, bool, error) {
 	token, present := bearerToken(r)
 	if token == "" {
 		return TokenHash{}, Session{}, present, ErrNotFound
 	}
 	th := HashToken(token)
-	sess, err := h.store.Lookup(r.Context(), th)
+	ctx := r.Context()
+	if fresh {
+		ctx = withFreshLookup(ctx)
+	}
+	sess, err := h.store.Lookup(ctx, th)
 	if err != nil {
 		return th, Session{}, true, err
 	}
@@ -95,7 +104,7 @@ func (h *Handler) lookup(r *http.Request) (TokenHash, Session, bool, error) {
 // passThrough authenticates a request that is not for one of the
 // endpoints and hands it to the next handler.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	_, sess, present, err := h.lookup(r)
+	_, sess, present, err := h.lookup(r, false)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
@@ -163,7 +172,7 @@ type authenticatedHandler func(w http.ResponseWriter, r *http.Request, th TokenH
 // authenticated wraps an endpoint that needs a valid bearer token.
 func (h *Handler) authenticated(serve authenticatedHandler) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		th, sess, present, err := h.lookup(r)
+		th, sess, present, err := h.lookup(r, true)
 		if errors.Is(err, ErrNotFound) {
 			return h.unauthenticated(w, present)
 		}

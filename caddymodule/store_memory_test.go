@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,23 +113,117 @@ func TestMemoryStoreEvictsOldest(t *testing.T) {
 	wantCount(t, s, 10)
 }
 
-func TestMemoryStoreQueueStaysBounded(t *testing.T) {
-	s, _ := openMemory(t, &MemoryStore{MaxSessions: 1000}, appIDFor(t, ""), nil)
-	ctx := context.Background()
+func TestMemoryStoreEvictsInBatches(t *testing.T) {
+	const max = 1280
+	s, _ := openMemory(t, &MemoryStore{MaxSessions: max}, appIDFor(t, ""), nil)
 	u := User{OpenID: "o", SessionKey: "k"}
-	// Log in and out many times: the eviction queue must not keep the
-	// dead entries.
-	for i := range 20 * memFIFOBlock {
-		mustCreate(t, s, seqHash(i), u, time.Hour)
-		if err := s.DeleteSession(ctx, seqHash(i)); err != nil {
-			t.Fatal(err)
+	for i := range 3 * max {
+		// Expiries in creation order, and distinct even if the clock is
+		// coarse.
+		mustCreate(t, s, seqHash(i), u, time.Hour+time.Duration(i)*time.Millisecond)
+		if n := s.size.Load(); n > max {
+			t.Fatalf("%d sessions after login %d, max %d", n, i, max)
 		}
 	}
-	s.fifoMu.Lock()
-	n := s.fifo.n
-	s.fifoMu.Unlock()
-	if n > 3*memFIFOBlock {
-		t.Fatalf("eviction queue holds %d entries for 0 sessions", n)
+	n := int(s.size.Load())
+	if n < max-max/128-1 {
+		t.Fatalf("evicted down to %d, more than a batch below %d", n, max)
+	}
+	// Exactly the newest n survive.
+	for i := 3*max - n; i < 3*max; i++ {
+		mustLookup(t, s, seqHash(i))
+	}
+	wantNotFound(t, s, seqHash(3*max-n-1))
+}
+
+// TestSessTable checks the open-addressing table against a Go map through
+// random inserts, overwrites and deletes, across grows and shrinks.
+func TestSessTable(t *testing.T) {
+	var tab sessTable
+	model := map[TokenHash]memSession{}
+	users := []*memUser{{}, {}, {}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func() {
+		t.Helper()
+		if tab.n != len(model) {
+			t.Fatalf("table has %d, model %d", tab.n, len(model))
+		}
+		seen := 0
+		for h, e := range tab.all() {
+			if model[h] != e {
+				t.Fatalf("entry %x: %+v, model %+v", h[:4], e, model[h])
+			}
+			seen++
+		}
+		if seen != len(model) {
+			t.Fatalf("iterated %d of %d", seen, len(model))
+		}
+		for h, e := range model {
+			if got, ok := tab.get(h); !ok || got != e {
+				t.Fatalf("get %x = %+v, %v", h[:4], got, ok)
+			}
+		}
+	}
+	for round := range 6 {
+		// Grow to a few thousand, with small key ranges to force
+		// overwrites and long probe runs, then shrink to nothing.
+		for range 4000 {
+			h := seqHash(rng.IntN(5000))
+			e := memSession{user: users[rng.IntN(3)], exp: rng.Int64()}
+			_, had := model[h]
+			if existed := tab.put(h, e); existed != had {
+				t.Fatalf("put reported existed=%v, model %v", existed, had)
+			}
+			model[h] = e
+			if rng.IntN(3) == 0 {
+				d := seqHash(rng.IntN(5000))
+				_, had := model[d]
+				if tab.del(d) != had {
+					t.Fatalf("del reported %v, model %v", !had, had)
+				}
+				delete(model, d)
+			}
+		}
+		check()
+		if load := float64(tab.n) / float64(len(tab.slots)); load > 0.8 || load < 0.25 {
+			t.Fatalf("round %d: load %.2f", round, load)
+		}
+		n := tab.deleteIf(func(e memSession) bool { return e.user == users[round%3] })
+		for h, e := range model {
+			if e.user == users[round%3] {
+				delete(model, h)
+				n--
+			}
+		}
+		if n != 0 {
+			t.Fatalf("deleteIf count off by %d", n)
+		}
+		check()
+		for h := range model {
+			if !tab.del(h) {
+				t.Fatal("del of a present key failed")
+			}
+			delete(model, h)
+			if rng.IntN(50) == 0 {
+				check()
+			}
+		}
+		check()
+		if len(tab.slots) > sessTableMinCap {
+			t.Fatalf("empty table kept %d slots", len(tab.slots))
+		}
+	}
+}
+
+func TestSelectInt64(t *testing.T) {
+	for _, xs := range [][]int64{{5}, {3, 1, 2}, {1, 1, 1, 1}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0}, {2, 7, 2, 7, 2, 7, 1}} {
+		for k := range xs {
+			sorted := slices.Clone(xs)
+			slices.Sort(sorted)
+			if got := selectInt64(slices.Clone(xs), k); got != sorted[k] {
+				t.Fatalf("select(%v, %d) = %d, want %d", xs, k, got, sorted[k])
+			}
+		}
 	}
 }
 
@@ -151,9 +247,6 @@ func TestMemoryStoreSweep(t *testing.T) {
 	}
 	if users != 2 {
 		t.Fatalf("%d user records left after the sweep, want 2", users)
-	}
-	if s.fifo.n != 2 {
-		t.Fatalf("%d queue entries left after the sweep, want 2", s.fifo.n)
 	}
 	mustLookup(t, s, keep)
 }
@@ -349,6 +442,23 @@ func TestMemoryStoreSnapshotUnwritable(t *testing.T) {
 	if _, err := os.Stat(file); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestMemoryStoreGoroutinesReleased(t *testing.T) {
+	runtime.GC()
+	base := runtime.NumGoroutine()
+	file := filepath.Join(t.TempDir(), "s.snap")
+	for i := range 3 {
+		s, cleanup := openMemory(t, &MemoryStore{Snapshot: file}, appIDFor(t, ""), nil)
+		mustCreate(t, s, seqHash(i), User{OpenID: "o", SessionKey: "k"}, time.Hour)
+		if err := s.PutLoginResult(context.Background(), "c", []byte("r"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		cleanup()
+	}
+	eventually(t, 5*time.Second, "goroutines back to "+fmt.Sprint(base), func() bool {
+		return runtime.NumGoroutine() <= base
+	})
 }
 
 func TestMemoryLookupAllocs(t *testing.T) {

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# The gateway benchmark: one command, from the repository root or anywhere.
+#
+#   bash bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--warmup SECONDS]
+#
+# Builds Caddy with the plugin (cmd/caddy), the Go upstream and the token
+# helper into bench/out/, starts the upstream and one Caddy with four sites
+# (bench/Caddyfile), and drives them with wrk:
+#
+#   plain         GET  :18080/          reverse_proxy
+#   wechat_auth   GET  :18081/          wechat_auth (valid token) + reverse_proxy
+#   forward_auth  GET  :18082/          forward_auth to the upstream's /auth + reverse_proxy
+#   decrypt       POST :18081/wechat/decrypt  (a sealed phone number, legacy form)
+#
+# Caddy runs on CPU 0 with GOMAXPROCS=1; wrk and the upstream share CPU 1.
+# Rounds are interleaved (every round runs every site, in a rotated order),
+# and the table gives medians over rounds, each as a ratio to plain
+# reverse_proxy measured in the same run, plus Caddy's CPU time per request
+# (utime+stime from /proc/<pid>/stat, over the requests wrk completed).
+# Results: stdout, and bench/out/results.md, bench/out/raw.tsv.
+set -euo pipefail
+
+ROUNDS=5
+DURATION=10
+CONNECTIONS=32
+WARMUP=2
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--duration) DURATION=$2; shift 2 ;;
+	--connections) CONNECTIONS=$2; shift 2 ;;
+	--warmup) WARMUP=$2; shift 2 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
+	esac
+done
+
+cd "$(dirname "$0")/.."
+OUT=bench/out
+mkdir -p "$OUT"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# --- tools ---------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+	log "installing wrk (Debian package)"
+	SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+	$SUDO apt-get update -qq
+	$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+command -v go >/dev/null || { echo "go is required" >&2; exit 1; }
+
+NCPU=$(nproc)
+if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+	CADDY_CPU=(taskset -c 0)
+	LOAD_CPU=(taskset -c 1)
+else
+	log "warning: $NCPU CPU(s) or no taskset: running unpinned, results are less telling"
+	CADDY_CPU=()
+	LOAD_CPU=()
+fi
+
+# --- build ---------------------------------------------------------------
+log "building caddy, upstream, mint into $OUT/"
+go build -o "$OUT/caddy" ./cmd/caddy
+go build -o "$OUT/upstream" ./bench/upstream
+go build -o "$OUT/mint" ./bench/mint
+
+# --- start ---------------------------------------------------------------
+for port in 18080 18081 18082 18083 18090 12019; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "port $port is already in use: stop what listens there first" >&2
+		exit 1
+	fi
+done
+
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+GOMAXPROCS=1 "${LOAD_CPU[@]}" "$OUT/upstream" -addr 127.0.0.1:18090 2>"$OUT/upstream.log" &
+UPSTREAM_PID=$!
+PIDS+=("$UPSTREAM_PID")
+# Keep Caddy's state (autosave, certificates) out of the user's home.
+XDG_CONFIG_HOME="$PWD/$OUT/xdg" XDG_DATA_HOME="$PWD/$OUT/xdg" GOMAXPROCS=1 \
+	"${CADDY_CPU[@]}" "$OUT/caddy" run --config bench/Caddyfile --adapter caddyfile 2>"$OUT/caddy.log" &
+CADDY_PID=$!
+PIDS+=("$CADDY_PID")
+
+for _ in $(seq 100); do
+	if curl -fs -o /dev/null http://127.0.0.1:18080/ 2>/dev/null; then break; fi
+	sleep 0.1
+done
+curl -fs -o /dev/null http://127.0.0.1:18080/ || { echo "caddy did not start; see $OUT/caddy.log" >&2; exit 1; }
+
+"$OUT/mint" -out "$OUT" >&2
+TOKEN=$(cat "$OUT/token")
+
+# --- measure -------------------------------------------------------------
+SITES=(plain wechat_auth forward_auth decrypt)
+
+# ticks prints a process's utime+stime in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+run_wrk() { # site seconds -> wrk output
+	local args=(-t1 "-c$CONNECTIONS" "-d${2}s" --latency)
+	case "$1" in
+	plain) args+=(http://127.0.0.1:18080/) ;;
+	wechat_auth) args+=(-H "Authorization: Bearer $TOKEN" http://127.0.0.1:18081/) ;;
+	forward_auth) args+=(-H "Authorization: Bearer $TOKEN" http://127.0.0.1:18082/) ;;
+	decrypt) args+=(-s "$OUT/decrypt.lua" http://127.0.0.1:18081/wechat/decrypt) ;;
+	esac
+	"${LOAD_CPU[@]}" wrk "${args[@]}"
+}
+
+# to_us converts a wrk latency ("812.00us", "1.20ms", "1.01s") to µs.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+		else if (v ~ /m$/) print n * 60e6; else if (v ~ /s$/) print n * 1e6; else print n }'
+}
+
+log "warm-up: ${WARMUP}s per site"
+for s in "${SITES[@]}"; do run_wrk "$s" "$WARMUP" >/dev/null; done
+
+RAW="$OUT/raw.tsv"
+printf 'round\tsite\trps\trequests\tnon2xx\terrors\tp50_us\tp99_us\tcpu_us_per_req\tupstream_cpu_us_per_req\n' >"$RAW"
+log "$ROUNDS rounds x ${#SITES[@]} sites x ${DURATION}s, $CONNECTIONS connections"
+for r in $(seq "$ROUNDS"); do
+	for i in $(seq 0 $((${#SITES[@]} - 1))); do
+		s=${SITES[$(((i + r - 1) % ${#SITES[@]}))]}
+		t0=$(ticks "$CADDY_PID"); u0=$(ticks "$UPSTREAM_PID")
+		out=$(run_wrk "$s" "$DURATION")
+		t1=$(ticks "$CADDY_PID"); u1=$(ticks "$UPSTREAM_PID")
+		rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+		reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+		non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
+		errs=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' <<<"$out")
+		p50=$(to_us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+		p99=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+		cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", d / hz / n * 1e6 }')
+		ucpu=$(awk -v d=$((u1 - u0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", d / hz / n * 1e6 }')
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$rps" "$reqs" "${non2xx:-0}" "${errs:-0}" "$p50" "$p99" "$cpu" "$ucpu" >>"$RAW"
+		printf '  round %d  %-13s %10s req/s  p50 %7sus  caddy %6sus CPU/req  upstream %6sus CPU/req  non-2xx %s\n' \
+			"$r" "$s" "$rps" "$p50" "$cpu" "$ucpu" "${non2xx:-0}" >&2
+	done
+done
+
+# --- report --------------------------------------------------------------
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s { print $c }' "$RAW"; }
+
+declare -A RPS P50 P99 CPU UCPU BAD
+for s in "${SITES[@]}"; do
+	RPS[$s]=$(col "$s" 3 | median)
+	P50[$s]=$(col "$s" 7 | median)
+	P99[$s]=$(col "$s" 8 | median)
+	CPU[$s]=$(col "$s" 9 | median)
+	UCPU[$s]=$(col "$s" 10 | median)
+	BAD[$s]=$(col "$s" 5 | awk '{ n += $1 } END { print n + 0 }')
+	BAD[$s]=$((BAD[$s] + $(col "$s" 6 | awk '{ n += $1 } END { print n + 0 }')))
+done
+
+{
+	echo "| site | req/s (median) | vs plain reverse_proxy | Caddy CPU µs/req | Caddy CPU vs plain | upstream CPU µs/req | p50 µs | p99 µs | failed |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for s in "${SITES[@]}"; do
+		awk -v s="$s" -v rps="${RPS[$s]}" -v base="${RPS[plain]}" -v cpu="${CPU[$s]}" -v cbase="${CPU[plain]}" \
+			-v ucpu="${UCPU[$s]}" -v p50="${P50[$s]}" -v p99="${P99[$s]}" -v bad="${BAD[$s]}" \
+			'BEGIN { printf "| %s | %.0f | %.3f | %.1f | %.2f | %.1f | %.0f | %.0f | %d |\n", s, rps, rps / base, cpu, cpu / cbase, ucpu, p50, p99, bad }'
+	done
+	echo
+	awk -v a="${RPS[wechat_auth]}" -v f="${RPS[forward_auth]}" -v d="${RPS[decrypt]}" -v p="${RPS[plain]}" 'BEGIN {
+		printf "wechat_auth / plain = %.3f (target >= 0.97)\n", a / p
+		printf "wechat_auth / forward_auth = %.2fx (target >= 2x)\n", a / f
+		printf "decrypt / plain = %.3f (target >= 0.8)\n", d / p }'
+	echo
+	echo "Medians of $ROUNDS interleaved rounds of ${DURATION}s, wrk -t1 -c$CONNECTIONS."
+	echo "Caddy pinned to CPU 0 with GOMAXPROCS=1; wrk and the upstream on CPU 1."
+	echo "Machine: $NCPU x $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(uname -sr), $(go version | awk '{ print $3 }')."
+} | tee "$OUT/results.md"
+
+for s in "${SITES[@]}"; do
+	if [ "${BAD[$s]}" -ne 0 ]; then
+		echo "error: $s had ${BAD[$s]} failed requests (non-2xx or socket errors): the figures are not valid" >&2
+		exit 1
+	fi
+done
