@@ -52,17 +52,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("wechat_auth takes no arguments, only a block; got %q", d.Val())
 	}
+	// Subdirectives that take one plain string.
+	stringFields := map[string]*string{
+		"app_id":              &h.AppID,
+		"app_secret":          &h.AppSecret,
+		"header_openid":       &h.HeaderOpenID,
+		"header_unionid":      &h.HeaderUnionID,
+		"header_phone":        &h.HeaderPhone,
+		"header_country_code": &h.HeaderCountryCode,
+		"header_appid":        &h.HeaderAppID,
+	}
 	for d.NextBlock(0) {
 		sub := d.Val()
+		if field, ok := stringFields[sub]; ok {
+			if err := oneArg(d, field); err != nil {
+				return err
+			}
+			continue
+		}
 		switch sub {
-		case "app_id":
-			if err := oneArg(d, &h.AppID); err != nil {
-				return err
-			}
-		case "app_secret":
-			if err := oneArg(d, &h.AppSecret); err != nil {
-				return err
-			}
 		case "api_base":
 			if err := oneArg(d, &h.APIBase); err != nil {
 				return err
@@ -101,26 +109,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require_phone takes no arguments")
 			}
 			h.RequirePhone = true
-		case "header_openid":
-			if err := oneArg(d, &h.HeaderOpenID); err != nil {
-				return err
-			}
-		case "header_unionid":
-			if err := oneArg(d, &h.HeaderUnionID); err != nil {
-				return err
-			}
-		case "header_phone":
-			if err := oneArg(d, &h.HeaderPhone); err != nil {
-				return err
-			}
-		case "header_country_code":
-			if err := oneArg(d, &h.HeaderCountryCode); err != nil {
-				return err
-			}
-		case "header_appid":
-			if err := oneArg(d, &h.HeaderAppID); err != nil {
-				return err
-			}
 		case "store":
 			if !d.NextArg() {
 				return d.Errf("store needs a backend: memory or redis")

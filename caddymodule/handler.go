@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -110,6 +111,14 @@ type Handler struct {
 	// in the folded form of foldHeaderName.
 	identityHeaders []string
 
+	// The header names in canonical form, computed once: r.Header.Set
+	// would canonicalise (and allocate a new string) on every request.
+	canonOpenID, canonUnionID, canonPhone, canonCountryCode, canonAppID string
+
+	// appIDValue is the app id boxed once for the replacer: boxing a
+	// string into an interface allocates, on every request.
+	appIDValue any
+
 	// endpoint paths, precomputed from PathPrefix.
 	pathLogin, pathPhone, pathDecrypt, pathSession, pathLogout string
 }
@@ -164,6 +173,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	setDefault(&h.HeaderPhone, DefaultHeaderPhone)
 	setDefault(&h.HeaderCountryCode, DefaultHeaderCountry)
 	setDefault(&h.HeaderAppID, DefaultHeaderAppID)
+	h.canonOpenID = textproto.CanonicalMIMEHeaderKey(h.HeaderOpenID)
+	h.canonUnionID = textproto.CanonicalMIMEHeaderKey(h.HeaderUnionID)
+	h.canonPhone = textproto.CanonicalMIMEHeaderKey(h.HeaderPhone)
+	h.canonCountryCode = textproto.CanonicalMIMEHeaderKey(h.HeaderCountryCode)
+	h.canonAppID = textproto.CanonicalMIMEHeaderKey(h.HeaderAppID)
 	h.identityHeaders = []string{
 		foldHeaderName(h.HeaderOpenID),
 		foldHeaderName(h.HeaderUnionID),
@@ -195,6 +209,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		wechat.WithObserver(h.metrics.observeAPI),
 	}
 	h.client = wechat.NewClient(appID, secret, opts...)
+	h.appIDValue = appID
 
 	if h.StoreRaw == nil {
 		h.StoreRaw = json.RawMessage(`{"backend":"memory"}`)

@@ -105,7 +105,11 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 	sealed, err := h.store.GetLoginResult(ctx, key)
 	switch {
 	case err == nil:
-		if res, ok := h.replayLogin(ctx, code, sealed); ok {
+		res, err := h.replayLogin(ctx, code, sealed)
+		if err != nil {
+			return nil, storeFailure{err}
+		}
+		if res != nil {
 			return res, nil
 		}
 	case !errors.Is(err, ErrNotFound):
@@ -143,17 +147,21 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 }
 
 // replayLogin opens a kept login result and checks its session still
-// lives (a logout in between ends it).
-func (h *Handler) replayLogin(ctx context.Context, code string, sealed []byte) (*loginResult, bool) {
+// lives. It returns nil, nil when there is nothing to replay (a logout in
+// between ended the session), and an error only when the store failed.
+func (h *Handler) replayLogin(ctx context.Context, code string, sealed []byte) (*loginResult, error) {
 	token, expiresAt, err := openLoginResult(h.client.AppID(), code, sealed)
 	if err != nil {
-		return nil, false
+		return nil, nil
 	}
-	sess, err := h.store.Lookup(ctx, HashToken(token))
+	sess, err := h.store.Lookup(withFreshLookup(ctx), HashToken(token))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
-	return &loginResult{token: token, expiresAt: expiresAt, user: sess.User, retried: true}, true
+	return &loginResult{token: token, expiresAt: expiresAt, user: sess.User, retried: true}, nil
 }
 
 // validCode accepts what a wx.login code can be: printable ASCII, bounded.

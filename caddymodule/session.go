@@ -127,32 +127,53 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddy
 
 	// The token is for us only: the upstream gets the identity instead, and
 	// a leaked upstream log then grants nothing.
-	r.Header.Del("Authorization")
+	delete(r.Header, "Authorization") // the key is canonical: skip Del's canonicalisation
 	h.setIdentity(r, sess.User)
 	h.metrics.request(resultAuthorized)
 	return next.ServeHTTP(w, r)
 }
 
-// setIdentity sets the identity headers and placeholders of a user.
+// setIdentity sets the identity headers and placeholders of a user. It
+// is on the hot path: the header values share one backing array, and the
+// names are canonical already, so the header write is one allocation.
 func (h *Handler) setIdentity(r *http.Request, u User) {
-	r.Header.Set(h.HeaderOpenID, u.OpenID)
+	n := 2
 	if u.UnionID != "" {
-		r.Header.Set(h.HeaderUnionID, u.UnionID)
+		n++
 	}
 	if u.Phone != "" {
-		r.Header.Set(h.HeaderPhone, u.Phone)
+		n += 2
+	}
+	vals := make([]string, 0, n)
+	vals = setHeader(r.Header, vals, h.canonOpenID, u.OpenID)
+	if u.UnionID != "" {
+		vals = setHeader(r.Header, vals, h.canonUnionID, u.UnionID)
+	}
+	if u.Phone != "" {
+		vals = setHeader(r.Header, vals, h.canonPhone, u.Phone)
 		if u.CountryCode != "" {
-			r.Header.Set(h.HeaderCountryCode, u.CountryCode)
+			vals = setHeader(r.Header, vals, h.canonCountryCode, u.CountryCode)
 		}
 	}
-	r.Header.Set(h.HeaderAppID, h.client.AppID())
+	setHeader(r.Header, vals, h.canonAppID, h.client.AppID())
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.user.id", u.OpenID)
 		repl.Set("http.auth.user.unionid", u.UnionID)
 		repl.Set("http.auth.user.phone", u.Phone)
-		repl.Set("http.auth.user.appid", h.client.AppID())
+		repl.Set("http.auth.user.appid", h.appIDValue)
 	}
+}
+
+// setHeader sets header[name] (name already canonical) to value, taking
+// the value slice from vals. Each slice is capped at its own length, so a
+// later append by another handler to one header reallocates instead of
+// overwriting the next header's value.
+func setHeader(header http.Header, vals []string, name, value string) []string {
+	i := len(vals)
+	vals = append(vals, value)
+	header[name] = vals[i : i+1 : i+1]
+	return vals
 }
 
 // unauthenticated answers 401. invalidToken adds RFC 6750's error
