@@ -507,6 +507,11 @@ func TestBadRequests(t *testing.T) {
 			}
 		})
 	}
+	// 16 KiB + 1, with a Content-Length and chunked (no length given).
+	pad1 := 16<<10 + 1 - len(`{"code":"x","pad":""}`)
+	over := `{"code":"x","pad":"` + strings.Repeat("a", pad1) + `"}`
+	expectError(t, a.do("POST", "/wechat/login", "", "application/json", strings.NewReader(over)), 413, "body_too_large")
+	expectError(t, a.do("POST", "/wechat/login", "", "application/json", io.MultiReader(strings.NewReader(over))), 413, "body_too_large")
 	// Exactly 16 KiB is accepted (and fails on the code only).
 	pad := 16<<10 - len(`{"code":"x","pad":""}`)
 	exact := `{"code":"x","pad":"` + strings.Repeat("a", pad) + `"}`

@@ -3,16 +3,16 @@ package caddymodule
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
-	"encoding/binary"
+	"crypto/sha256"
+	"encoding/gob"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
-	"iter"
-	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	gocache "github.com/patrickmn/go-cache"
+	"github.com/patrickmn/go-cache"
 	"go.uber.org/zap"
 )
 
@@ -48,7 +48,7 @@ var memoryPool = caddy.NewUsagePool()
 // login never fails because the store is full.
 type MemoryStore struct {
 	// MaxSessions caps the number of sessions kept for the app; beyond
-	// it the oldest sessions are evicted. Default: 1000000 (about 280
+	// it the oldest sessions are evicted. Default: 1000000 (about 350
 	// MB of heap when every session belongs to a different user).
 	MaxSessions int `json:"max_sessions,omitempty"`
 
@@ -133,10 +133,7 @@ func (m *MemoryStore) Open(ctx caddy.Context, appID string) (Store, error) {
 	if logger == nil {
 		logger = ctx.Logger(m)
 	}
-	maxSessions := m.MaxSessions
-	if maxSessions == 0 {
-		maxSessions = DefaultMaxSessions
-	}
+	maxSessions := cmp.Or(m.MaxSessions, DefaultMaxSessions)
 	snap := ""
 	if m.Snapshot != "" {
 		snap = caddy.NewReplacer().ReplaceAll(m.Snapshot, "")
@@ -166,12 +163,7 @@ func (m *MemoryStore) Open(ctx caddy.Context, appID string) (Store, error) {
 	}
 
 	val, loaded, err := memoryPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		s := newMemoryStore(appID, snap, maxSessions, logger)
-		if snap != "" {
-			s.loadSnapshot()
-		}
-		s.start()
-		return s, nil
+		return newMemoryStore(appID, snap, maxSessions, logger), nil
 	})
 	if err != nil {
 		return nil, err
@@ -200,285 +192,126 @@ func (m *MemoryStore) Cleanup() error {
 	return errors.Join(errs...)
 }
 
-// memShardCount is the number of independently locked parts of the
-// session map. Token hashes are uniform, so their first byte spreads
-// sessions evenly; more shards mean shorter lock holds for the janitor
-// and less contention between logins and look-ups.
-const memShardCount = 64
-
-// memUser is the shared record of one user. Sessions point at it, so a
-// new session_key or a bound phone is seen by every token of the user.
-// The User it points at is never modified: an update stores a new one, so
-// Lookup always reads a consistent record without a lock.
+// memUser is the shared record of one user; every session of the user is
+// a cache entry pointing here, so a new session_key or a bound phone is
+// seen by all of the user's tokens at once. The User is never modified in
+// place: an update stores a new one, so Lookup reads it without a lock.
 type memUser struct {
-	// u is nil once the user was revoked: every session pointing here is
-	// dead from that instant, and the janitor removes them later.
-	u atomic.Pointer[User]
-	// exp is the latest expiry of any session of the user (unix ns); the
-	// record is dropped after it. Guarded by the user shard's lock.
-	exp int64
-}
-
-// memSession is one session: 48 bytes in the map with its key.
-type memSession struct {
-	user *memUser
-	exp  int64 // unix ns
-}
-
-type memShard struct {
-	mu sync.RWMutex
-	m  sessTable
-	_  [24]byte // keep shards on separate cache lines
-}
-
-// sessTable is an open-addressing hash table of sessions. A Go map would
-// do, but its load swings between 44% and 88% in step across all shards
-// (every table splits at the same time when keys are uniform), so at some
-// sizes it costs 117 bytes per 48-byte entry; this table grows by 1.25x
-// and stays between 64% and 80% full. Keys are SHA-256 hashes, uniform
-// already, so 8 of their bytes are the hash. Linear probing, with
-// backward-shift deletion (no tombstones).
-type sessTable struct {
-	slots []memSlot // an empty slot has a nil user
-	n     int
-}
-
-type memSlot struct {
-	h TokenHash
-	e memSession
-}
-
-const sessTableMinCap = 16
-
-func (t *sessTable) home(h TokenHash) int {
-	hi, _ := bits.Mul64(binary.LittleEndian.Uint64(h[8:16]), uint64(len(t.slots)))
-	return int(hi)
-}
-
-func (t *sessTable) find(h TokenHash) int {
-	if t.n == 0 {
-		return -1
-	}
-	for i := t.home(h); ; {
-		sl := &t.slots[i]
-		if sl.e.user == nil {
-			return -1
-		}
-		if sl.h == h {
-			return i
-		}
-		if i++; i == len(t.slots) {
-			i = 0
-		}
-	}
-}
-
-func (t *sessTable) get(h TokenHash) (memSession, bool) {
-	if i := t.find(h); i >= 0 {
-		return t.slots[i].e, true
-	}
-	return memSession{}, false
-}
-
-// put stores e under h and reports whether h was already there.
-func (t *sessTable) put(h TokenHash, e memSession) bool {
-	if i := t.find(h); i >= 0 {
-		t.slots[i].e = e
-		return true
-	}
-	if (t.n+1)*5 > len(t.slots)*4 {
-		t.resize(max(sessTableMinCap, len(t.slots)*5/4+1))
-	}
-	t.insert(h, e)
-	t.n++
-	return false
-}
-
-func (t *sessTable) insert(h TokenHash, e memSession) {
-	i := t.home(h)
-	for t.slots[i].e.user != nil {
-		if i++; i == len(t.slots) {
-			i = 0
-		}
-	}
-	t.slots[i] = memSlot{h: h, e: e}
-}
-
-func (t *sessTable) resize(capacity int) {
-	old := t.slots
-	t.slots = make([]memSlot, capacity)
-	for i := range old {
-		if old[i].e.user != nil {
-			t.insert(old[i].h, old[i].e)
-		}
-	}
-}
-
-// del removes h and reports whether it was there.
-func (t *sessTable) del(h TokenHash) bool {
-	i := t.find(h)
-	if i < 0 {
-		return false
-	}
-	// Pull later entries of the probe run back into the hole unless that
-	// would put them before their home slot.
-	for j := i; ; {
-		if j++; j == len(t.slots) {
-			j = 0
-		}
-		if t.slots[j].e.user == nil {
-			break
-		}
-		k := t.home(t.slots[j].h)
-		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
-			t.slots[i] = t.slots[j]
-			i = j
-		}
-	}
-	t.slots[i] = memSlot{}
-	t.n--
-	if len(t.slots) > sessTableMinCap && t.n*4 < len(t.slots) {
-		t.resize(max(sessTableMinCap, t.n*3/2+1)) // give memory back after a mass expiry
-	}
-	return true
-}
-
-// all iterates over the sessions; the table must not change meanwhile.
-func (t *sessTable) all() iter.Seq2[TokenHash, memSession] {
-	return func(yield func(TokenHash, memSession) bool) {
-		for i := range t.slots {
-			if t.slots[i].e.user != nil && !yield(t.slots[i].h, t.slots[i].e) {
-				return
-			}
-		}
-	}
-}
-
-// deleteIf removes the sessions for which drop says so, and returns how
-// many.
-func (t *sessTable) deleteIf(drop func(memSession) bool) int {
-	var doomed []TokenHash
-	for h, e := range t.all() {
-		if drop(e) {
-			doomed = append(doomed, h)
-		}
-	}
-	for _, h := range doomed {
-		t.del(h)
-	}
-	return len(doomed)
-}
-
-type memUserShard struct {
-	mu sync.Mutex
-	m  map[string]*memUser
-	_  [48]byte
+	u   atomic.Pointer[User] // nil once revoked: all its tokens are dead
+	n   int                  // cache entries pointing here; guarded by memoryStore.mu
+	exp int64                // latest expiry of those, unix ns; guarded by memoryStore.mu
 }
 
 // memoryStore is the Store shared by every config of one app.
+//
+// Sessions live in a go-cache keyed by the 32 bytes of the token hash,
+// each entry holding the *memUser and expiring with the session. There is
+// no per-session struct: a pointer in an interface costs no allocation.
+// A session of its own user costs about 350 bytes at 1M sessions.
 type memoryStore struct {
 	appID       string
 	snapshot    string
 	maxSessions atomic.Int64
 	logger      atomic.Pointer[zap.Logger]
 
-	shards [memShardCount]memShard
-	users  [memShardCount]memUserShard
-	size   atomic.Int64 // entries in the session maps, live or not yet swept
+	sessions *cache.Cache // string(TokenHash) → *memUser
+	results  *cache.Cache // login code key → sealed answer (not snapshotted: worth minutes)
 
-	// evictMu makes one caller at a time do the eviction scan.
-	evictMu sync.Mutex
+	mu      sync.Mutex          // guards users, revoked and every memUser's n and exp
+	users   map[string]*memUser // by openid
+	revoked int                 // entries of revoked users not yet removed from sessions
 
-	// results keeps sealed login answers for the few minutes a client may
-	// retry a code (not snapshotted: they are worth minutes).
-	results *gocache.Cache
-
-	snapMu sync.Mutex // one snapshot writer at a time
-	stop   chan struct{}
-	done   chan struct{}
+	evictMu sync.Mutex // one eviction scan at a time
+	snapMu  sync.Mutex // one snapshot writer at a time
+	stop    chan struct{}
+	done    chan struct{}
 }
 
+// newMemoryStore makes the store, restores the snapshot if there is one,
+// and starts the janitor. The caches get no janitor of their own (that
+// goroutine ends only when a finalizer runs): ours stops in Destruct.
 func newMemoryStore(appID, snapshot string, maxSessions int, logger *zap.Logger) *memoryStore {
 	s := &memoryStore{
 		appID:    appID,
 		snapshot: snapshot,
-		// No go-cache janitor: ours drops expired results, so that no
-		// goroutine outlives Destruct waiting for a finalizer.
-		results: gocache.New(gocache.NoExpiration, 0),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		results:  cache.New(cache.NoExpiration, 0),
+		users:    make(map[string]*memUser),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	s.maxSessions.Store(int64(maxSessions))
 	s.logger.Store(logger)
-	for i := range s.shards {
-		s.users[i].m = make(map[string]*memUser)
+	items := make(map[string]cache.Item)
+	if snapshot != "" {
+		s.loadSnapshot(items)
 	}
+	s.sessions = cache.NewFrom(cache.NoExpiration, 0, items)
+	s.sessions.OnEvicted(s.evicted)
+	s.evict() // a smaller max_sessions than before the restart
+	go s.janitor()
 	return s
 }
 
-func (s *memoryStore) shard(h TokenHash) *memShard {
-	return &s.shards[h[0]%memShardCount]
-}
-
-func (s *memoryStore) userShard(openid string) *memUserShard {
-	// FNV-1a; openids are WeChat-issued, not attacker-chosen, and a bad
-	// spread would only cost lock contention.
-	var x uint32 = 2166136261
-	for i := 0; i < len(openid); i++ {
-		x ^= uint32(openid[i])
-		x *= 16777619
-	}
-	return &s.users[x%memShardCount]
-}
-
-// start runs the janitor: every minute it drops expired and revoked
-// sessions and writes the snapshot.
-func (s *memoryStore) start() {
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.results.DeleteExpired()
-				s.sweep()
-				if s.snapshot != "" {
-					if err := s.writeSnapshot(); err != nil {
-						s.logger.Load().Error("writing session snapshot", zap.String("file", s.snapshot), zap.Error(err))
-					}
-				}
-			}
+// janitor drops expired sessions and login results every minute (the
+// user records go with their last session, in evicted) and saves the
+// snapshot.
+func (s *memoryStore) janitor() {
+	defer close(s.done)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sessions.DeleteExpired()
+			s.results.DeleteExpired()
+			s.save()
 		}
-	}()
+	}
 }
 
 // Destruct is called by the usage pool when the last config holding the
-// store is cleaned up: stop the janitors and save the sessions.
+// store is cleaned up: stop the janitor and save the sessions.
 func (s *memoryStore) Destruct() error {
 	close(s.stop)
 	<-s.done
-	s.results.Flush()
-	if s.snapshot == "" {
-		return nil
-	}
-	s.sweep()
-	if err := s.writeSnapshot(); err != nil {
-		s.logger.Load().Error("writing session snapshot", zap.String("file", s.snapshot), zap.Error(err))
-		return err
-	}
-	return nil
+	return s.save()
 }
 
-// attachUser upserts the user record and returns it; the session that
-// will point at it expires at exp.
-func (s *memoryStore) attachUser(in User, exp int64) *memUser {
-	us := s.userShard(in.OpenID)
-	us.mu.Lock()
-	defer us.mu.Unlock()
-	rec := us.m[in.OpenID]
+// evicted is go-cache's OnEvicted hook: it runs after every deletion of a
+// session (expiry, logout, eviction), outside the cache's lock. It keeps
+// the user's count and drops the user record with its last session.
+func (s *memoryStore) evicted(_ string, v any) {
+	rec := v.(*memUser)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec.n--
+	u := rec.u.Load()
+	switch {
+	case u == nil:
+		s.revoked--
+	case rec.n == 0 && s.users[u.OpenID] == rec:
+		delete(s.users, u.OpenID)
+	}
+}
+
+func (s *memoryStore) CreateSession(_ context.Context, h TokenHash, in User, ttl time.Duration) (time.Time, error) {
+	if in.OpenID == "" {
+		return time.Time{}, errors.New("memory store: empty openid")
+	}
+	if ttl <= 0 {
+		return time.Time{}, fmt.Errorf("memory store: session ttl must be positive, got %v", ttl)
+	}
+	key := string(h[:])
+	// go-cache overwrites without calling OnEvicted; a reused hash must
+	// release its old user first. (Hashes of fresh random tokens are
+	// never created twice at once, so no lock is needed around the two.)
+	s.sessions.Delete(key)
+
+	s.mu.Lock()
+	now := time.Now()
+	rec := s.users[in.OpenID]
 	nu := &User{
 		// Copies, so that a record never pins a larger buffer the caller
 		// sliced these strings from.
@@ -487,219 +320,116 @@ func (s *memoryStore) attachUser(in User, exp int64) *memUser {
 		Phone:       strings.Clone(in.Phone),
 		CountryCode: strings.Clone(in.CountryCode),
 	}
-	if rec == nil || rec.exp <= time.Now().UnixNano() {
+	if rec == nil || rec.exp < now.UnixNano() {
 		// New, or every session of the user has expired and the janitor
-		// has not dropped the record yet: start afresh, as Redis would.
+		// has not run yet: start afresh, as Redis would.
 		rec = &memUser{}
 		nu.OpenID = strings.Clone(in.OpenID)
-		us.m[nu.OpenID] = rec
+		s.users[nu.OpenID] = rec
 	} else {
 		old := rec.u.Load()
 		nu.OpenID = old.OpenID // share the map key's bytes
-		if nu.UnionID == "" {
-			nu.UnionID = old.UnionID
-		}
+		nu.UnionID = cmp.Or(nu.UnionID, old.UnionID)
 		if nu.Phone == "" {
 			nu.Phone, nu.CountryCode = old.Phone, old.CountryCode
 		}
 	}
 	rec.u.Store(nu)
-	if exp > rec.exp {
-		rec.exp = exp
+	s.sessions.Set(key, rec, ttl)
+	// Read back go-cache's own expiry, so that Lookup reports exactly the
+	// time returned here.
+	_, exp, ok := s.sessions.GetWithExpiration(key)
+	if !ok {
+		exp = now.Add(ttl)
 	}
-	return rec
+	rec.n++
+	rec.exp = max(rec.exp, exp.UnixNano())
+	s.mu.Unlock()
+
+	s.evict()
+	return exp, nil
 }
 
-// put stores a session and reports whether it is new.
-func (s *memoryStore) put(h TokenHash, e memSession) bool {
-	sh := s.shard(h)
-	sh.mu.Lock()
-	existed := sh.m.put(h, e)
-	sh.mu.Unlock()
-	if !existed {
-		s.size.Add(1)
-	}
-	return !existed
-}
-
-func (s *memoryStore) CreateSession(_ context.Context, h TokenHash, user User, ttl time.Duration) (time.Time, error) {
-	if user.OpenID == "" {
-		return time.Time{}, errors.New("memory store: empty openid")
-	}
-	if ttl <= 0 {
-		return time.Time{}, fmt.Errorf("memory store: session ttl must be positive, got %v", ttl)
-	}
-	exp := time.Now().Add(ttl).UnixNano()
-	rec := s.attachUser(user, exp)
-	if s.put(h, memSession{user: rec, exp: exp}) {
-		s.evict()
-	}
-	return time.Unix(0, exp), nil
-}
-
-// evict drops the oldest sessions (those that expire first: under a
-// fixed TTL, the same thing) while there are more than maxSessions. It
-// keeps no eviction queue, which would cost 32 bytes per session; instead
-// it scans the expiries, picks the cut-off with a selection, and removes
-// a batch of 1/128 of the limit beyond what is needed, so that at 1M
-// sessions the scan (a few tens of milliseconds) runs once per ~8k logins.
+// evict drops the oldest sessions while there are more than maxSessions.
+// Under a fixed TTL the oldest session is the one that expires first, so
+// go-cache's expiries give the order. A FIFO of token hashes would cost 32
+// bytes per session; instead the (rare) scan copies the entries, finds
+// the cut-off expiry by sorting the expiries and removes a batch of 1/128
+// of the limit beyond what is needed, so that at 1M sessions it runs once
+// per ~8k logins (and takes ~0.4 s, most of it go-cache's Items copy).
 func (s *memoryStore) evict() {
-	max := s.maxSessions.Load()
-	if s.size.Load() <= max || !s.evictMu.TryLock() {
+	limit := int(s.maxSessions.Load())
+	if s.sessions.ItemCount() <= limit || !s.evictMu.TryLock() {
 		return // under the limit, or another caller is already at it
 	}
 	defer s.evictMu.Unlock()
-	over := s.size.Load() - max
-	if over <= 0 {
+	s.sessions.DeleteExpired()
+	items := s.sessions.Items()
+	exps := make([]int64, 0, len(items))
+	for k, it := range items {
+		if it.Object.(*memUser).u.Load() == nil {
+			s.sessions.Delete(k) // revoked: dead already
+			delete(items, k)
+			continue
+		}
+		exps = append(exps, it.Expiration)
+	}
+	if len(exps) <= limit {
 		return
 	}
-	target := int(over + max/128)
-
-	exps := make([]int64, 0, s.size.Load()+64)
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		for _, e := range sh.m.all() {
-			exps = append(exps, e.exp)
+	n := min(len(exps), len(exps)-limit+limit/128)
+	slices.Sort(exps)
+	for k, it := range items {
+		if it.Expiration <= exps[n-1] { // (a tie at the cut-off goes too)
+			s.sessions.Delete(k)
 		}
-		sh.mu.RUnlock()
-	}
-	if target > len(exps) {
-		target = len(exps)
-	}
-	if target == 0 {
-		return
-	}
-	cut := selectInt64(exps, target-1)
-	// Everything strictly older than the cut goes; then as many sessions
-	// expiring exactly at it as are still needed.
-	removed := 0
-	for pass := 0; pass < 2 && removed < target; pass++ {
-		for i := range s.shards {
-			sh := &s.shards[i]
-			ties := 0
-			sh.mu.Lock()
-			removed += sh.m.deleteIf(func(e memSession) bool {
-				if e.exp < cut {
-					return true
-				}
-				if pass == 1 && e.exp == cut && removed+ties < target {
-					ties++
-					return true
-				}
-				return false
-			})
-			sh.mu.Unlock()
-		}
-	}
-	s.size.Add(-int64(removed))
-}
-
-// selectInt64 returns the k-th smallest of xs (0-based), reordering xs
-// (Hoare's quickselect).
-func selectInt64(xs []int64, k int) int64 {
-	lo, hi := 0, len(xs)-1
-	for lo < hi {
-		p := xs[lo+(hi-lo)/2]
-		i, j := lo, hi
-		for i <= j {
-			for xs[i] < p {
-				i++
-			}
-			for xs[j] > p {
-				j--
-			}
-			if i <= j {
-				xs[i], xs[j] = xs[j], xs[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case k <= j:
-			hi = j
-		case k >= i:
-			lo = i
-		default:
-			return xs[k]
-		}
-	}
-	return xs[k]
-}
-
-// remove deletes the session h if it is there.
-func (s *memoryStore) remove(h TokenHash) {
-	sh := s.shard(h)
-	sh.mu.Lock()
-	ok := sh.m.del(h)
-	sh.mu.Unlock()
-	if ok {
-		s.size.Add(-1)
 	}
 }
 
-// Lookup is the hot path: one read-locked map look-up, no allocation.
+// Lookup is the hot path: one read-locked map look-up and an atomic load,
+// no allocation (string(h[:]) is 32 bytes and does not escape, so the
+// compiler keeps it on the stack).
 func (s *memoryStore) Lookup(_ context.Context, h TokenHash) (Session, error) {
-	sh := s.shard(h)
-	sh.mu.RLock()
-	e, ok := sh.m.get(h)
-	sh.mu.RUnlock()
-	if !ok || e.exp <= time.Now().UnixNano() {
+	v, exp, ok := s.sessions.GetWithExpiration(string(h[:]))
+	if !ok {
 		return Session{}, ErrNotFound
 	}
-	u := e.user.u.Load()
+	u := v.(*memUser).u.Load()
 	if u == nil {
-		return Session{}, ErrNotFound // revoked
+		s.sessions.Delete(string(h[:])) // revoked; drop it now it is seen
+		return Session{}, ErrNotFound
 	}
-	return Session{User: *u, ExpiresAt: time.Unix(0, e.exp)}, nil
+	return Session{User: *u, ExpiresAt: exp}, nil
 }
 
 func (s *memoryStore) DeleteSession(_ context.Context, h TokenHash) error {
-	s.remove(h)
+	s.sessions.Delete(string(h[:]))
 	return nil
 }
 
 // RevokeUser kills every session of openid at once by retiring the user
-// record they share; it then scans the sessions to free them and count
-// them. The scan is O(sessions), fine for an admin action.
+// record they share. Their cache entries are not found one by one (that
+// would need a scan): Lookup drops each when it is next used, and expiry
+// or eviction the rest; until then Count leaves them out.
 func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) {
-	us := s.userShard(openid)
-	us.mu.Lock()
-	rec := us.m[openid]
-	if rec != nil {
-		delete(us.m, openid)
-		rec.u.Store(nil) // from here on, Lookup of any of its tokens fails
-	}
-	us.mu.Unlock()
+	s.sessions.DeleteExpired() // so that the count returned is of live sessions
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.users[openid]
 	if rec == nil {
 		return 0, nil
 	}
-	now := time.Now().UnixNano()
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		removed := sh.m.deleteIf(func(e memSession) bool {
-			if e.user != rec {
-				return false
-			}
-			if e.exp > now {
-				n++
-			}
-			return true
-		})
-		sh.mu.Unlock()
-		s.size.Add(-int64(removed))
-	}
-	return n, nil
+	delete(s.users, openid)
+	rec.u.Store(nil) // from here on, Lookup of any of its tokens fails
+	s.revoked += rec.n
+	return rec.n, nil
 }
 
 func (s *memoryStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
-	us := s.userShard(openid)
-	us.mu.Lock()
-	defer us.mu.Unlock()
-	rec := us.m[openid]
-	if rec == nil || rec.exp <= time.Now().UnixNano() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.users[openid]
+	if rec == nil || rec.exp < time.Now().UnixNano() {
 		return ErrNotFound
 	}
 	nu := *rec.u.Load()
@@ -724,99 +454,65 @@ func (s *memoryStore) GetLoginResult(_ context.Context, key string) ([]byte, err
 	return bytes.Clone(v.([]byte)), nil
 }
 
-// Count scans the sessions: O(sessions) under short per-shard read locks
-// (a few milliseconds at 1M). It serves a metrics gauge and the admin
-// stats, not requests.
+// Count sweeps expired sessions first, since go-cache's ItemCount counts
+// them until they are deleted: O(sessions) under the cache lock (10-20 ms
+// at 1M). It serves a metrics gauge and the admin stats, not requests.
 func (s *memoryStore) Count(context.Context) (int, error) {
-	now := time.Now().UnixNano()
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		for _, e := range sh.m.all() {
-			if e.exp > now && e.user.u.Load() != nil {
-				n++
-			}
-		}
-		sh.mu.RUnlock()
-	}
-	return n, nil
+	s.sessions.DeleteExpired()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(0, s.sessions.ItemCount()-s.revoked), nil
 }
 
-// sweep drops expired and revoked sessions and users whose last session
-// has expired.
-func (s *memoryStore) sweep() {
-	now := time.Now().UnixNano()
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		removed := sh.m.deleteIf(func(e memSession) bool {
-			return e.exp <= now || e.user.u.Load() == nil
-		})
-		sh.mu.Unlock()
-		s.size.Add(-int64(removed))
-	}
-	for i := range s.users {
-		us := &s.users[i]
-		us.mu.Lock()
-		for id, rec := range us.m {
-			if rec.exp <= now {
-				delete(us.m, id)
-			}
-		}
-		us.mu.Unlock()
-	}
-	s.evict()
-}
-
-// Snapshot file format, version 1. All integers are varints (or fixed
-// where noted); strings are a uvarint length and the bytes.
+// The snapshot file is a header line, a gob stream of records (users,
+// then sessions naming their user by openid) and the SHA-256 of all that:
 //
-//	magic    "WXAUSNAP" (8 bytes)
-//	version  uvarint (1)
-//	app id   string
-//	written  varint, unix ns
-//	records  'U' openid unionid session_key phone country_code exp
-//	         'S' token-hash (32 bytes) exp openid
-//	end      'E'
-//	crc32c   4 bytes, big endian, of everything above
+//	caddy-wechat-auth snapshot 1 "<app id>"\n
+//	gob snapRecord...
+//	sha256 (32 bytes)
 //
-// Users come before the sessions that name them. The file is replaced
-// atomically, so a crash while writing leaves the previous one.
+// It is replaced atomically, so a crash while writing leaves the old one.
 const (
-	snapMagic   = "WXAUSNAP"
+	snapMagic   = "caddy-wechat-auth snapshot"
 	snapVersion = 1
-	snapMaxStr  = 4096 // no field of a WeChat user is near this long
 )
 
-var snapCRC = crc32.MakeTable(crc32.Castagnoli)
-
-type snapWriter struct {
-	w   *bufio.Writer
-	buf [binary.MaxVarintLen64]byte
+// snapRecord is a user (no Hash) or a session of the user named by
+// OpenID. gob leaves out empty fields: each kind pays only for its own.
+type snapRecord struct {
+	User
+	Hash    []byte
+	Expires int64 // unix ns
 }
 
-func (w *snapWriter) uvarint(x uint64) {
-	n := binary.PutUvarint(w.buf[:], x)
-	w.w.Write(w.buf[:n])
+// save writes the snapshot, if there is one, and logs a failure.
+func (s *memoryStore) save() error {
+	if s.snapshot == "" {
+		return nil
+	}
+	err := s.writeSnapshot()
+	if err != nil {
+		s.logger.Load().Error("writing session snapshot", zap.String("file", s.snapshot), zap.Error(err))
+	}
+	return err
 }
 
-func (w *snapWriter) varint(x int64) {
-	n := binary.PutVarint(w.buf[:], x)
-	w.w.Write(w.buf[:n])
-}
-
-func (w *snapWriter) str(s string) {
-	w.uvarint(uint64(len(s)))
-	w.w.WriteString(s)
-}
-
-// writeSnapshot saves the live sessions to s.snapshot: a temporary file
-// in the same directory (mode 0600: it holds session keys), fsync, then
-// rename over the old one.
+// writeSnapshot saves the live sessions: a temporary file in the same
+// directory (CreateTemp makes it 0600: it holds session keys), fsync, then
+// a rename over the old one.
 func (s *memoryStore) writeSnapshot() (err error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
+	// Sessions first: a user created after this copy is then written
+	// without sessions and dropped at load; never the other way round.
+	items := s.sessions.Items()
+	s.mu.Lock()
+	users := make([]*User, 0, len(s.users))
+	for _, rec := range s.users {
+		users = append(users, rec.u.Load())
+	}
+	s.mu.Unlock()
+
 	dir := filepath.Dir(s.snapshot)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -831,80 +527,26 @@ func (s *memoryStore) writeSnapshot() (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	if err := f.Chmod(0o600); err != nil {
+	sum := sha256.New()
+	w := bufio.NewWriter(io.MultiWriter(f, sum))
+	fmt.Fprintf(w, "%s %d %q\n", snapMagic, snapVersion, s.appID)
+	enc := gob.NewEncoder(w)
+	for _, u := range users {
+		if err := enc.Encode(snapRecord{User: *u}); err != nil {
+			return err
+		}
+	}
+	for k, it := range items {
+		if u := it.Object.(*memUser).u.Load(); u != nil {
+			if err := enc.Encode(snapRecord{User: User{OpenID: u.OpenID}, Hash: []byte(k), Expires: it.Expiration}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
 		return err
 	}
-	crc := crc32.New(snapCRC)
-	w := &snapWriter{w: bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<16)}
-	now := time.Now().UnixNano()
-	w.w.WriteString(snapMagic)
-	w.uvarint(snapVersion)
-	w.str(s.appID)
-	w.varint(now)
-
-	for i := range s.users {
-		us := &s.users[i]
-		// Copy under the lock, write without it: disk I/O must not
-		// hold up logins.
-		us.mu.Lock()
-		recs := make([]struct {
-			u   *User
-			exp int64
-		}, 0, len(us.m))
-		for _, rec := range us.m {
-			if u := rec.u.Load(); u != nil && rec.exp > now {
-				recs = append(recs, struct {
-					u   *User
-					exp int64
-				}{u, rec.exp})
-			}
-		}
-		us.mu.Unlock()
-		for _, r := range recs {
-			w.w.WriteByte('U')
-			w.str(r.u.OpenID)
-			w.str(r.u.UnionID)
-			w.str(r.u.SessionKey)
-			w.str(r.u.Phone)
-			w.str(r.u.CountryCode)
-			w.varint(r.exp)
-		}
-	}
-
-	type snapSession struct {
-		h    TokenHash
-		exp  int64
-		user *memUser
-	}
-	var batch []snapSession
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		batch = batch[:0]
-		for h, e := range sh.m.all() {
-			if e.exp > now {
-				batch = append(batch, snapSession{h, e.exp, e.user})
-			}
-		}
-		sh.mu.RUnlock()
-		for _, e := range batch {
-			u := e.user.u.Load()
-			if u == nil {
-				continue
-			}
-			w.w.WriteByte('S')
-			w.w.Write(e.h[:])
-			w.varint(e.exp)
-			w.str(u.OpenID)
-		}
-	}
-	w.w.WriteByte('E')
-	if err := w.w.Flush(); err != nil {
-		return err
-	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := f.Write(sum[:]); err != nil {
+	if _, err := f.Write(sum.Sum(nil)); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -916,176 +558,86 @@ func (s *memoryStore) writeSnapshot() (err error) {
 	if err := os.Rename(f.Name(), s.snapshot); err != nil {
 		return err
 	}
-	// Make the rename itself durable.
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(dir); err == nil { // make the rename itself durable
 		d.Sync()
 		d.Close()
 	}
 	return nil
 }
 
-var errSnapTruncated = errors.New("truncated")
-
-type snapReader struct {
-	b   []byte
-	err error
-}
-
-func (r *snapReader) byte() byte {
-	if r.err != nil || len(r.b) < 1 {
-		r.err = errSnapTruncated
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *snapReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	x, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errSnapTruncated
-		return 0
-	}
-	r.b = r.b[n:]
-	return x
-}
-
-func (r *snapReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	x, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errSnapTruncated
-		return 0
-	}
-	r.b = r.b[n:]
-	return x
-}
-
-func (r *snapReader) str() string {
-	n := r.uvarint()
-	if r.err != nil {
-		return ""
-	}
-	if n > snapMaxStr || n > uint64(len(r.b)) {
-		r.err = errSnapTruncated
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *snapReader) hash() (h TokenHash) {
-	if r.err != nil || len(r.b) < len(h) {
-		r.err = errSnapTruncated
-		return h
-	}
-	copy(h[:], r.b)
-	r.b = r.b[len(h):]
-	return h
-}
-
-// loadSnapshot restores the sessions of s.snapshot into the new, not yet
-// shared store. A missing file is normal (first start); any other problem
-// is logged and the file ignored: losing sessions logs users out, but a
-// gateway that cannot start is worse.
-func (s *memoryStore) loadSnapshot() {
+// loadSnapshot fills items and s.users from the snapshot file. A missing
+// file is normal (first start); any other problem is logged and the file
+// ignored: losing sessions logs users out, but a gateway that cannot start
+// is worse.
+func (s *memoryStore) loadSnapshot(items map[string]cache.Item) {
 	logger := s.logger.Load().With(zap.String("file", s.snapshot))
 	data, err := os.ReadFile(s.snapshot)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
-	if err != nil {
-		logger.Warn("ignoring unreadable session snapshot", zap.Error(err))
-		return
+	if err == nil {
+		err = s.restore(data, items)
 	}
-	n, err := s.restore(data)
 	if err != nil {
+		clear(items)
+		clear(s.users)
 		logger.Warn("ignoring session snapshot; it will be replaced at the next save", zap.Error(err))
 		return
 	}
-	logger.Info("restored sessions from snapshot", zap.Int("sessions", n))
+	logger.Info("restored sessions from snapshot", zap.Int("sessions", len(items)))
 }
 
-// restore parses a snapshot and loads it; nothing is loaded unless the
-// whole file checks out.
-func (s *memoryStore) restore(data []byte) (int, error) {
-	if len(data) < len(snapMagic) || string(data[:len(snapMagic)]) != snapMagic {
-		return 0, errors.New("not a wechat_auth session snapshot")
+// restore parses a snapshot into items and s.users, leaving out expired
+// sessions and users without a session.
+func (s *memoryStore) restore(data []byte, items map[string]cache.Item) error {
+	if !bytes.HasPrefix(data, []byte(snapMagic+" ")) {
+		return errors.New("not a wechat_auth session snapshot")
 	}
-	r := &snapReader{b: data[len(snapMagic):]}
-	if v := r.uvarint(); r.err != nil {
-		return 0, r.err
-	} else if v != snapVersion {
-		return 0, fmt.Errorf("snapshot version %d is not supported by this build (want %d)", v, snapVersion)
+	header, body, ok := bytes.Cut(data, []byte("\n"))
+	if !ok || len(body) < sha256.Size {
+		return errors.New("truncated")
 	}
-	if len(data) < len(snapMagic)+4 {
-		return 0, errSnapTruncated
+	var version int
+	var app string
+	if _, err := fmt.Sscanf(string(header), snapMagic+" %d %q", &version, &app); err != nil {
+		return fmt.Errorf("bad header: %v", err)
 	}
-	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
-	if crc32.Checksum(body, snapCRC) != sum {
-		return 0, errors.New("checksum mismatch (truncated or corrupt)")
+	if version != snapVersion {
+		return fmt.Errorf("snapshot version %d is not supported by this build (want %d)", version, snapVersion)
 	}
-	r.b = r.b[:len(r.b)-4]
-	if app := r.str(); r.err != nil {
-		return 0, r.err
-	} else if app != s.appID {
-		return 0, fmt.Errorf("snapshot belongs to app %q, not %q", app, s.appID)
+	if got := sha256.Sum256(data[:len(data)-sha256.Size]); !bytes.Equal(got[:], data[len(data)-sha256.Size:]) {
+		return errors.New("checksum mismatch (truncated or corrupt)")
 	}
-	r.varint() // written at
+	if app != s.appID {
+		return fmt.Errorf("snapshot belongs to app %q, not %q", app, s.appID)
+	}
 
 	now := time.Now().UnixNano()
-	users := make(map[string]*memUser)
-	type restored struct {
-		h   TokenHash
-		exp int64
-		rec *memUser
-	}
-	var sessions []restored
-	for done := false; !done && r.err == nil; {
-		switch tag := r.byte(); tag {
-		case 'U':
-			u := &User{OpenID: r.str(), UnionID: r.str(), SessionKey: r.str(), Phone: r.str(), CountryCode: r.str()}
-			exp := r.varint()
-			if r.err == nil && u.OpenID != "" && exp > now {
-				rec := &memUser{exp: exp}
-				rec.u.Store(u)
-				users[u.OpenID] = rec
-			}
-		case 'S':
-			h, exp, openid := r.hash(), r.varint(), r.str()
-			if rec := users[openid]; r.err == nil && rec != nil && exp > now {
-				sessions = append(sessions, restored{h, exp, rec})
-			}
-		case 'E':
-			done = true
-		default:
-			if r.err == nil {
-				return 0, fmt.Errorf("unknown record %q", tag)
-			}
+	dec := gob.NewDecoder(bytes.NewReader(body[:len(body)-sha256.Size]))
+	for {
+		var r snapRecord
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		switch rec := s.users[r.OpenID]; {
+		case r.Hash == nil:
+			rec = &memUser{}
+			rec.u.Store(&r.User)
+			s.users[r.OpenID] = rec
+		case rec != nil && len(r.Hash) == len(TokenHash{}) && r.Expires > now:
+			items[string(r.Hash)] = cache.Item{Object: rec, Expiration: r.Expires}
+			rec.n++
+			rec.exp = max(rec.exp, r.Expires)
 		}
 	}
-	if r.err != nil {
-		return 0, r.err
+	for id, rec := range s.users {
+		if rec.n == 0 {
+			delete(s.users, id)
+		}
 	}
-	if len(r.b) != 0 {
-		return 0, errors.New("trailing data")
-	}
-
-	for id, rec := range users {
-		s.userShard(id).m[id] = rec
-	}
-	for _, e := range sessions {
-		s.put(e.h, memSession{user: e.rec, exp: e.exp})
-	}
-	s.evict() // a smaller max_sessions than before the restart
-	return int(s.size.Load()), nil
+	return nil
 }
 
 // Interface guards
