@@ -178,3 +178,36 @@ func TestTokenShapes(t *testing.T) {
 		t.Fatalf("the app's own token: %d", st)
 	}
 }
+
+// TestSnapshotKeepsSessionsAcrossRestart stops the memory store (a config
+// without the app drops its last user, as stopping Caddy would) and starts
+// it again from its snapshot: the session lives on.
+func TestSnapshotKeepsSessionsAcrossRestart(t *testing.T) {
+	snap := t.TempDir() + "/sessions.snap"
+	appID := newAppID()
+	fake := wechattest.NewServer(appID, testSecret)
+	defer fake.Close()
+	up := echoUpstream(t)
+	withSnapshot := globalOptions() + gatewaySite(appID, fake.URL, "store memory {\n\t\t\tsnapshot "+snap+"\n\t\t}", up.URL)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(withSnapshot, "caddyfile")
+	a := &testApp{t: t, tester: tester, fake: fake, appID: appID, client: &http.Client{Timeout: 10 * time.Second}}
+	fake.SetPhone("uma", "13511112222", "86")
+	tok := a.login("uma")
+	if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "uma"}); r.status != 200 {
+		t.Fatalf("phone: %d %s", r.status, r.raw)
+	}
+
+	// Another app only: the store of ours is destroyed and saved.
+	other := newAppID()
+	tester.InitServer(globalOptions()+gatewaySite(other, fake.URL, "", up.URL), "caddyfile")
+	if st, _ := a.upstreamHeaders(tok); st != 401 {
+		t.Fatalf("the token worked on another app: %d", st)
+	}
+
+	tester.InitServer(withSnapshot, "caddyfile")
+	st, h := a.upstreamHeaders(tok)
+	if st != 200 || h.Get("X-Wechat-Openid") != fake.OpenID("uma") || h.Get("X-Wechat-Phone") != "13511112222" {
+		t.Fatalf("after the restart: %d %v", st, h)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -50,6 +51,24 @@ func buildWithXcaddy(t *testing.T, repoRoot string) string {
 		t.Fatalf("xcaddy build failed: %v\n%s", err, log.String())
 	}
 	return out
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func waitForPort(t *testing.T, addr string, within time.Duration) {
@@ -115,7 +134,7 @@ func TestDemoWithXcaddyBinary(t *testing.T) {
 		}
 	}
 
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd := exec.Command(bin, "run", "--config", "Caddyfile.example", "--adapter", "caddyfile")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = &logs, &logs
