@@ -88,6 +88,18 @@ type Store interface {
 	Count(ctx context.Context) (int, error)
 }
 
+// freshLookupKey marks a context whose Lookup must not be answered from
+// the local cache.
+type freshLookupKey struct{}
+
+// withFreshLookup returns a context whose Lookup skips any local cache a
+// store keeps (the Redis store's cache_ttl): for the rare calls that need
+// the newest session_key (decryption) rather than the fastest answer.
+// Stores without a cache ignore it.
+func withFreshLookup(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshLookupKey{}, true)
+}
+
 // StoreModule is a Caddy module in the wechat_auth.stores namespace that
 // opens the Store of one app. The handler calls Open once in its own
 // Provision; the module releases what it opened in its Cleanup.

@@ -333,17 +333,6 @@ type redisCached struct {
 // Destruct closes the client when the last config using it is gone.
 func (s *redisStore) Destruct() error { return s.client.Close() }
 
-// freshLookupKey marks a context whose Lookup must not be answered from
-// the local cache.
-type freshLookupKey struct{}
-
-// withFreshLookup returns a context whose Lookup reads Redis even when the
-// local cache holds the token: for the rare calls that need the newest
-// session_key (decryption) rather than the fastest answer.
-func withFreshLookup(ctx context.Context) context.Context {
-	return context.WithValue(ctx, freshLookupKey{}, true)
-}
-
 func (s *redisStore) sessKey(hexHash string) string { return s.prefix + "s:" + hexHash }
 func (s *redisStore) userKey(openid string) string  { return s.prefix + "u:" + openid }
 func (s *redisStore) tokensKey(openid string) string {
