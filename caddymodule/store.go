@@ -100,6 +100,19 @@ func withFreshLookup(ctx context.Context) context.Context {
 	return context.WithValue(ctx, freshLookupKey{}, true)
 }
 
+// releasePoolKeys drops a store module's use of every pool entry it
+// opened; the last user of an entry destructs it (closing a Redis client,
+// writing a snapshot). It is the whole of a store module's Cleanup.
+func releasePoolKeys[K comparable](pool *caddy.UsagePool, keys []K) error {
+	var errs []error
+	for _, k := range keys {
+		if _, err := pool.Delete(k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // StoreModule is a Caddy module in the wechat_auth.stores namespace that
 // opens the Store of one app. The handler calls Open once in its own
 // Provision; the module releases what it opened in its Cleanup.

@@ -182,14 +182,9 @@ func (m *MemoryStore) Open(ctx caddy.Context, appID string) (Store, error) {
 // Cleanup releases the stores opened by this module. The last config
 // holding a store stops its janitor and writes its snapshot.
 func (m *MemoryStore) Cleanup() error {
-	var errs []error
-	for _, k := range m.keys {
-		if _, err := memoryPool.Delete(k); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := releasePoolKeys(memoryPool, m.keys)
 	m.keys = nil
-	return errors.Join(errs...)
+	return err
 }
 
 // memUser is the shared record of one user; every session of the user is

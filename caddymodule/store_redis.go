@@ -303,14 +303,9 @@ func (r *RedisStore) Open(ctx caddy.Context, appID string) (Store, error) {
 // Cleanup releases the stores opened by this module; the last config
 // holding a client closes it.
 func (r *RedisStore) Cleanup() error {
-	var errs []error
-	for _, k := range r.keys {
-		if _, err := redisPool.Delete(k); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := releasePoolKeys(redisPool, r.keys)
 	r.keys = nil
-	return errors.Join(errs...)
+	return err
 }
 
 // redisStore is the Store shared by every config with the same Redis

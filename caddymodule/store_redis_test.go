@@ -185,33 +185,7 @@ func (r *redisServer) resume() {
 // is unloaded.
 func openRedis(t testing.TB, m *RedisStore, appID string, logs **observer.ObservedLogs) (*redisStore, func()) {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := m.Provision(ctx); err != nil {
-		t.Fatalf("Provision: %v", err)
-	}
-	m.logger = zap.NewNop()
-	if logs != nil {
-		core, obs := observer.New(zap.DebugLevel)
-		m.logger = zap.New(core)
-		*logs = obs
-	}
-	s, err := m.Open(ctx, appID)
-	if err != nil {
-		cancel()
-		t.Fatalf("Open: %v", err)
-	}
-	once := false
-	cleanup := func() {
-		if once {
-			return
-		}
-		once = true
-		if err := m.Cleanup(); err != nil {
-			t.Errorf("Cleanup: %v", err)
-		}
-		cancel()
-	}
-	t.Cleanup(cleanup)
+	s, cleanup := openStoreModule(t, m, func(l *zap.Logger) { m.logger = l }, zap.DebugLevel, appID, logs)
 	return s.(*redisStore), cleanup
 }
 

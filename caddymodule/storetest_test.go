@@ -10,6 +10,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // storeOpener opens the store of appID for one test; the opener arranges
@@ -68,6 +73,45 @@ func mustCreate(t *testing.T, s Store, h TokenHash, u User, ttl time.Duration) t
 		t.Fatalf("CreateSession: %v", err)
 	}
 	return exp
+}
+
+// openStoreModule provisions a store module as Caddy would and opens the
+// store of appID; the returned cleanup is what Caddy calls when the config
+// is unloaded (it runs at the end of the test too, once). setLogger gives
+// the module a logger: a no-op one, or, when logs is not nil, one that
+// records at level into *logs.
+func openStoreModule(t testing.TB, m interface {
+	StoreModule
+	caddy.Provisioner
+	caddy.CleanerUpper
+}, setLogger func(*zap.Logger), level zapcore.Level, appID string, logs **observer.ObservedLogs) (Store, func()) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := m.Provision(ctx); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	setLogger(zap.NewNop())
+	if logs != nil {
+		core, obs := observer.New(level)
+		setLogger(zap.New(core))
+		*logs = obs
+	}
+	s, err := m.Open(ctx, appID)
+	if err != nil {
+		cancel()
+		t.Fatalf("Open: %v", err)
+	}
+	var once sync.Once
+	cleanup := func() {
+		once.Do(func() {
+			if err := m.Cleanup(); err != nil {
+				t.Errorf("Cleanup: %v", err)
+			}
+			cancel()
+		})
+	}
+	t.Cleanup(cleanup)
+	return s, cleanup
 }
 
 // eventually polls cond until it holds or the deadline passes.
