@@ -209,6 +209,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		wechat.WithObserver(h.metrics.observeAPI),
 	}
 	h.client = wechat.NewClient(appID, secret, opts...)
+	// From here on the secret lives only inside the client, which redacts
+	// it whatever prints it; the config field (a placeholder or, worse, the
+	// literal) is not needed again, so nothing that dumps the handler can
+	// show it.
+	h.AppSecret = ""
 	h.appIDValue = appID
 
 	if h.StoreRaw == nil {

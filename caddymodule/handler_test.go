@@ -718,3 +718,18 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		t.Errorf("login failures should log WeChat's errcode")
 	}
 }
+
+func TestMaxDataAge(t *testing.T) {
+	a := startGateway(t, "max_data_age 1m")
+	tok := a.login("vera")
+	old := time.Now().Add(-10 * time.Minute).Unix()
+	enc, iv, err := a.fake.Seal("vera", map[string]any{"x": 1, "watermark": map[string]any{"appid": a.appID, "timestamp": old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, a.postJSON("/wechat/decrypt", tok, map[string]string{"encryptedData": enc, "iv": iv}), 400, "watermark_mismatch")
+	enc, iv, _ = a.fake.Seal("vera", map[string]any{"x": 1})
+	if r := a.postJSON("/wechat/decrypt", tok, map[string]string{"encryptedData": enc, "iv": iv}); r.status != 200 {
+		t.Fatalf("fresh data: %d %s", r.status, r.raw)
+	}
+}
