@@ -2,12 +2,9 @@ package caddymodule
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
@@ -25,22 +22,12 @@ func startTwoGateways(t *testing.T) *twoGateways {
 	t.Helper()
 	// Persistence on, as in production: a restarted Redis keeps sessions.
 	addr, stop, restart := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	appID := newAppID()
-	fake := wechattest.NewServer(appID, testSecret)
-	t.Cleanup(fake.Close)
-	up := echoUpstream(t)
 	store := func(timeout string) string {
 		return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tcache_ttl 200ms\n\t\t\ttimeout %s\n\t\t}", addr, timeout)
 	}
-	cfg := globalOptions() +
-		gatewaySite(appID, fake.URL, store("1s"), up.URL) +
-		strings.Replace(gatewaySite(appID, fake.URL, store("1001ms"), up.URL), "http://localhost:9080", "http://127.0.0.1:9080", 1)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(cfg, "caddyfile")
-	client := &http.Client{Timeout: 10 * time.Second}
-	a := &testApp{t: t, tester: tester, fake: fake, appID: appID, client: client}
-	b := &testApp{t: t, tester: tester, fake: fake, appID: appID, client: client, base: "http://127.0.0.1:9080"}
-	return &twoGateways{A: a, B: b, stop: stop, restart: restart}
+	a := newApp(t)
+	a.load(globalOptions() + a.site(store("1s")) + otherHost(a.site(store("1001ms"))))
+	return &twoGateways{A: a, B: a.on("http://127.0.0.1:9080"), stop: stop, restart: restart}
 }
 
 func TestTwoGatewaysShareSessions(t *testing.T) {

@@ -31,12 +31,53 @@ var appSeq atomic.Int64
 // testApp is one WeChat app (a fake WeChat server and a unique app id)
 // behind the in-process Caddy.
 type testApp struct {
-	t      *testing.T
-	tester *caddytest.Tester
-	fake   *wechattest.Server
-	appID  string
-	client *http.Client
-	base   string // default gatewayBase
+	t        *testing.T
+	tester   *caddytest.Tester
+	fake     *wechattest.Server
+	appID    string
+	upstream string // URL of the echoing upstream
+	client   *http.Client
+	base     string // default gatewayBase
+}
+
+// newApp makes a fresh app: its own app id, a fake WeChat that knows it,
+// and an echoing upstream. Nothing is loaded into Caddy yet: see site and
+// load.
+func newApp(t *testing.T) *testApp {
+	t.Helper()
+	appID := newAppID()
+	fake := wechattest.NewServer(appID, testSecret)
+	t.Cleanup(fake.Close)
+	return &testApp{
+		t:        t,
+		tester:   caddytest.NewTester(t),
+		fake:     fake,
+		appID:    appID,
+		upstream: echoUpstream(t).URL,
+		client:   &http.Client{Timeout: 10 * time.Second},
+	}
+}
+
+// site is the app's gateway site on localhost:9080; extra goes inside the
+// wechat_auth block.
+func (a *testApp) site(extra string) string {
+	return gatewaySite(a.appID, a.fake.URL, extra, a.upstream)
+}
+
+// load (re)loads the in-process Caddy with cfg.
+func (a *testApp) load(cfg string) { a.tester.InitServer(cfg, "caddyfile") }
+
+// on returns the same app reached through another base URL.
+func (a *testApp) on(base string) *testApp {
+	b := *a
+	b.base = base
+	return &b
+}
+
+// otherHost moves a gateway site from localhost:9080 to 127.0.0.1:9080, so
+// that two sites of one config can be told apart.
+func otherHost(site string) string {
+	return strings.Replace(site, "http://localhost:9080", "http://127.0.0.1:9080", 1)
 }
 
 // newAppID gives every test its own app, so that the sessions the memory
@@ -69,14 +110,9 @@ func globalOptions() string {
 // front of an echoing upstream. extra goes inside the wechat_auth block.
 func startGateway(t *testing.T, extra string) *testApp {
 	t.Helper()
-	appID := newAppID()
-	fake := wechattest.NewServer(appID, testSecret)
-	t.Cleanup(fake.Close)
-	up := echoUpstream(t)
-	cfg := globalOptions() + gatewaySite(appID, fake.URL, extra, up.URL)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(cfg, "caddyfile")
-	return &testApp{t: t, tester: tester, fake: fake, appID: appID, client: &http.Client{Timeout: 10 * time.Second}}
+	a := newApp(t)
+	a.load(globalOptions() + a.site(extra))
+	return a
 }
 
 func gatewaySite(appID, apiBase, extra, upstream string) string {
@@ -615,19 +651,11 @@ func TestRetriedCodeOneCall(t *testing.T) {
 }
 
 func TestReloadKeepsSessionsAndAppsApart(t *testing.T) {
-	appA, appB := newAppID(), newAppID()
-	fakeA := wechattest.NewServer(appA, testSecret)
-	defer fakeA.Close()
-	fakeB := wechattest.NewServer(appB, testSecret)
-	defer fakeB.Close()
-	up := echoUpstream(t)
+	a, b := newApp(t), newApp(t)
 	two := func(extra string) string {
-		return globalOptions() + gatewaySite(appA, fakeA.URL, extra, up.URL) +
-			strings.Replace(gatewaySite(appB, fakeB.URL, "", up.URL), "http://localhost:9080", "http://127.0.0.1:9080", 1)
+		return globalOptions() + a.site(extra) + otherHost(b.site(""))
 	}
-	tester := caddytest.NewTester(t)
-	tester.InitServer(two(""), "caddyfile")
-	a := &testApp{t: t, tester: tester, fake: fakeA, appID: appA, client: &http.Client{Timeout: 10 * time.Second}}
+	a.load(two(""))
 	tokA := a.login("kim")
 	bBase := "http://127.0.0.1:9080"
 	get := func(base, tok string) int {
@@ -648,7 +676,7 @@ func TestReloadKeepsSessionsAndAppsApart(t *testing.T) {
 	}
 
 	// Reload with a changed config: same app ids and store, so sessions live on.
-	tester.InitServer(two("session_ttl 24h"), "caddyfile")
+	a.load(two("session_ttl 24h"))
 	if st := get(gatewayBase, tokA); st != 200 {
 		t.Fatalf("after reload: %d, want 200", st)
 	}
@@ -656,16 +684,10 @@ func TestReloadKeepsSessionsAndAppsApart(t *testing.T) {
 
 func TestLogsHoldNoSecrets(t *testing.T) {
 	logFile := t.TempDir() + "/caddy.log"
-	appID := newAppID()
-	fake := wechattest.NewServer(appID, testSecret)
-	defer fake.Close()
+	a := newApp(t)
+	fake := a.fake
 	fake.SetPhone("leo", "13812341111", "86")
-	up := echoUpstream(t)
-	cfg := strings.Replace(globalOptions(), "skip_install_trust", "skip_install_trust\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel INFO\n\t}", 1) +
-		gatewaySite(appID, fake.URL, "", up.URL)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(cfg, "caddyfile")
-	a := &testApp{t: t, tester: tester, fake: fake, appID: appID, client: &http.Client{Timeout: 10 * time.Second}}
+	a.load(strings.Replace(globalOptions(), "skip_install_trust", "skip_install_trust\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel INFO\n\t}", 1) + a.site(""))
 
 	tok := a.login("leo")
 	sessionKey := fake.SessionKey("leo")

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
-
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
@@ -24,18 +22,13 @@ import (
 // outside this plugin, so such drops are counted and reported, and only a
 // rate that points at something else fails the test.
 func TestReloadUnderLoad(t *testing.T) {
-	appID := newAppID()
-	fake := wechattest.NewServer(appID, testSecret)
-	defer fake.Close()
-	up := echoUpstream(t)
+	a := newApp(t)
 	cfg := func(i int) string {
 		// In-flight requests get the default-like grace period here, not
 		// the 1ms the other tests use to reload fast.
-		return strings.Replace(globalOptions(), "grace_period 1ms", "grace_period 10s", 1) + gatewaySite(appID, fake.URL, fmt.Sprintf("session_ttl %dh", 700+i), up.URL)
+		return strings.Replace(globalOptions(), "grace_period 1ms", "grace_period 10s", 1) + a.site(fmt.Sprintf("session_ttl %dh", 700+i))
 	}
-	tester := caddytest.NewTester(t)
-	tester.InitServer(cfg(0), "caddyfile")
-	a := &testApp{t: t, tester: tester, fake: fake, appID: appID, client: &http.Client{Timeout: 10 * time.Second}}
+	a.load(cfg(0))
 	tokens := []string{a.login("p1"), a.login("p2"), a.login("p3"), a.login("p4")}
 
 	var (
@@ -73,7 +66,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}(tokens[w])
 	}
 	for i := 1; i <= 5; i++ {
-		tester.InitServer(cfg(i), "caddyfile")
+		a.load(cfg(i))
 		time.Sleep(50 * time.Millisecond)
 	}
 	close(done)
@@ -184,14 +177,10 @@ func TestTokenShapes(t *testing.T) {
 // it again from its snapshot: the session lives on.
 func TestSnapshotKeepsSessionsAcrossRestart(t *testing.T) {
 	snap := t.TempDir() + "/sessions.snap"
-	appID := newAppID()
-	fake := wechattest.NewServer(appID, testSecret)
-	defer fake.Close()
-	up := echoUpstream(t)
-	withSnapshot := globalOptions() + gatewaySite(appID, fake.URL, "store memory {\n\t\t\tsnapshot "+snap+"\n\t\t}", up.URL)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(withSnapshot, "caddyfile")
-	a := &testApp{t: t, tester: tester, fake: fake, appID: appID, client: &http.Client{Timeout: 10 * time.Second}}
+	a := newApp(t)
+	fake := a.fake
+	withSnapshot := globalOptions() + a.site("store memory {\n\t\t\tsnapshot "+snap+"\n\t\t}")
+	a.load(withSnapshot)
 	fake.SetPhone("uma", "13511112222", "86")
 	tok := a.login("uma")
 	if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "uma"}); r.status != 200 {
@@ -199,13 +188,13 @@ func TestSnapshotKeepsSessionsAcrossRestart(t *testing.T) {
 	}
 
 	// Another app only: the store of ours is destroyed and saved.
-	other := newAppID()
-	tester.InitServer(globalOptions()+gatewaySite(other, fake.URL, "", up.URL), "caddyfile")
+	other := newApp(t)
+	a.load(globalOptions() + other.site(""))
 	if st, _ := a.upstreamHeaders(tok); st != 401 {
 		t.Fatalf("the token worked on another app: %d", st)
 	}
 
-	tester.InitServer(withSnapshot, "caddyfile")
+	a.load(withSnapshot)
 	st, h := a.upstreamHeaders(tok)
 	if st != 200 || h.Get("X-Wechat-Openid") != fake.OpenID("uma") || h.Get("X-Wechat-Phone") != "13511112222" {
 		t.Fatalf("after the restart: %d %v", st, h)
