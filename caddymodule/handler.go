@@ -191,8 +191,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.pathSession = h.PathPrefix + "/session"
 	h.pathLogout = h.PathPrefix + "/logout"
 
-	// Validate what Validate would, before opening anything that must
-	// then be closed again.
+	// Refuse a config without an app id or secret (a placeholder can be
+	// empty at run time) before opening anything that must then be closed.
 	if appID == "" {
 		return fmt.Errorf("wechat_auth: app_id is required")
 	}
