@@ -503,3 +503,27 @@ func BenchmarkMemoryBytesPerSession(b *testing.B) {
 		cleanup()
 	}
 }
+
+func TestPackedUserRoundTrip(t *testing.T) {
+	for _, u := range []User{
+		{OpenID: "o-only"},
+		{OpenID: "oAbC", SessionKey: "c2Vzc2lvbmtleTFzZXNzaQ=="},
+		{OpenID: "oAbC", SessionKey: "k", UnionID: "u", Phone: "13800001111", CountryCode: "86"},
+		{OpenID: "oAbC", Phone: "13800001111"},
+		{OpenID: "é", CountryCode: "1"},
+	} {
+		p, err := packUser(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.user(); got != u {
+			t.Errorf("packUser(%+v).user() = %+v", u, got)
+		}
+		if p.openID() != u.OpenID {
+			t.Errorf("openID() = %q, want %q", p.openID(), u.OpenID)
+		}
+	}
+	if _, err := packUser(User{OpenID: "o", SessionKey: strings.Repeat("k", maxPackedUser)}); err == nil {
+		t.Fatal("an oversized record was packed")
+	}
+}
