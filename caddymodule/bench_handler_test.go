@@ -39,13 +39,13 @@ var benchAppSeq atomic.Int64
 // benchHandler provisions a real Handler (memory store, metrics, WeChat
 // client pointed at a wechattest fake) the way Caddy would, with a no-op
 // logger so that log lines do not end up on the benchmark's output.
-func benchHandler(b *testing.B, maxSessions int) (*Handler, *wechattest.Server) {
+func benchHandler(b testing.TB, maxSessions int) (*Handler, *wechattest.Server) {
 	b.Helper()
 	return benchHandlerWithStore(b, fmt.Sprintf(`{"backend":"memory","max_sessions":%d}`, maxSessions))
 }
 
 // benchHandlerWithStore is benchHandler with any store config.
-func benchHandlerWithStore(b *testing.B, storeJSON string) (*Handler, *wechattest.Server) {
+func benchHandlerWithStore(b testing.TB, storeJSON string) (*Handler, *wechattest.Server) {
 	b.Helper()
 	appID := fmt.Sprintf("wxbench%011d", benchAppSeq.Add(1))
 	fake := wechattest.NewServer(appID, testSecret)
@@ -82,7 +82,7 @@ func benchUser(i int) User {
 
 // fillSessions gives the store n live sessions of n distinct users and
 // returns the tokens of up to sample of them, spread over the whole set.
-func fillSessions(b *testing.B, s Store, n, sample int) []string {
+func fillSessions(b testing.TB, s Store, n, sample int) []string {
 	b.Helper()
 	ctx := context.Background()
 	every := max(n/sample, 1)

@@ -134,8 +134,9 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddy
 }
 
 // setIdentity sets the identity headers and placeholders of a user. It
-// is on the hot path: the header values share one backing array, and the
-// names are canonical already, so the header write is one allocation.
+// is on the hot path, so it makes one allocation, the header write
+// itself: the values share one backing array, the names are canonical
+// already, and the placeholders point into that same array.
 func (h *Handler) setIdentity(r *http.Request, u User) {
 	n := 2
 	if u.UnionID != "" {
@@ -144,13 +145,17 @@ func (h *Handler) setIdentity(r *http.Request, u User) {
 	if u.Phone != "" {
 		n += 2
 	}
+	// cap == n: appends never move the array, so &vals[i] stays valid.
 	vals := make([]string, 0, n)
 	vals = setHeader(r.Header, vals, h.canonOpenID, u.OpenID)
+	openID, unionID, phone := placeholder(vals, 0), any(""), any("")
 	if u.UnionID != "" {
 		vals = setHeader(r.Header, vals, h.canonUnionID, u.UnionID)
+		unionID = placeholder(vals, len(vals)-1)
 	}
 	if u.Phone != "" {
 		vals = setHeader(r.Header, vals, h.canonPhone, u.Phone)
+		phone = placeholder(vals, len(vals)-1)
 		if u.CountryCode != "" {
 			vals = setHeader(r.Header, vals, h.canonCountryCode, u.CountryCode)
 		}
@@ -158,12 +163,23 @@ func (h *Handler) setIdentity(r *http.Request, u User) {
 	setHeader(r.Header, vals, h.canonAppID, h.client.AppID())
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", u.OpenID)
-		repl.Set("http.auth.user.unionid", u.UnionID)
-		repl.Set("http.auth.user.phone", u.Phone)
+		repl.Set("http.auth.user.id", openID)
+		repl.Set("http.auth.user.unionid", unionID)
+		repl.Set("http.auth.user.phone", phone)
 		repl.Set("http.auth.user.appid", h.appIDValue)
 	}
 }
+
+// placeholderRef is a placeholder value read from a string kept elsewhere.
+// Caddy turns placeholder values into text through fmt.Stringer, and a
+// pointer fits in an interface without an allocation, where a string
+// would be copied to the heap on every request.
+type placeholderRef string
+
+func (p *placeholderRef) String() string { return string(*p) }
+
+// placeholder is the placeholder value of vals[i].
+func placeholder(vals []string, i int) any { return (*placeholderRef)(&vals[i]) }
 
 // setHeader sets header[name] (name already canonical) to value, taking
 // the value slice from vals. Each slice is capped at its own length, so a
