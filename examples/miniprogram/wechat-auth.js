@@ -177,6 +177,21 @@ function createClient(options) {
     });
   }
 
+  // A request that got no answer at all because the connection failed or
+  // was reset (a gateway reload can reset a brand-new connection) is sent
+  // once more when that is safe: idempotent methods, and the login, which
+  // the gateway answers with the same session when a code comes twice. A
+  // timeout is not retried: the server may still be working on it.
+  var IDEMPOTENT = { GET: true, HEAD: true, OPTIONS: true, PUT: true, DELETE: true };
+
+  function rawRequestRetrying(opts, safe) {
+    return rawRequest(opts).catch(function (err) {
+      var retry = safe === undefined ? IDEMPOTENT[(opts.method || 'GET').toUpperCase()] : safe;
+      if (!retry || err.code !== 'network_error' || /timeout/i.test(err.errMsg || '')) throw err;
+      return rawRequest(opts);
+    });
+  }
+
   function wxLogin() {
     return new Promise(function (resolve, reject) {
       var req = {
@@ -208,7 +223,7 @@ function createClient(options) {
     if (loginInFlight) return loginInFlight;
     var p = wxLogin()
       .then(function (code) {
-        return rawRequest({ url: prefix + '/login', method: 'POST', header: jsonHeader(''), data: { code: code } });
+        return rawRequestRetrying({ url: prefix + '/login', method: 'POST', header: jsonHeader(''), data: { code: code } }, true);
       })
       .then(function (res) {
         if (!isOK(res)) throw apiError(res);
@@ -257,7 +272,7 @@ function createClient(options) {
       if (k.toLowerCase() === 'authorization') delete header[k];
     }
     header.Authorization = 'Bearer ' + token;
-    return rawRequest(assign({}, opts, { header: header }));
+    return rawRequestRetrying(assign({}, opts, { header: header }));
   }
 
   /**

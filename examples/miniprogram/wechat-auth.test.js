@@ -367,6 +367,42 @@ test('a network failure rejects with network_error', async function () {
   });
 });
 
+test('a lost connection is retried once for GET and for the login, never for POST', async function () {
+  var drops = {};
+  function dropFirst(p) {
+    return function (req) {
+      if (path(req) === p && !drops[p]) {
+        drops[p] = true;
+        return { fail: 'request:fail errcode:-101 cronet_error_code:-101 error_msg:net::ERR_CONNECTION_RESET' };
+      }
+    };
+  }
+  // GET: the reset costs nothing but a second try.
+  var s = setup(function (req) {
+    return dropFirst('/wechat/login')(req) || dropFirst('/api/a')(req);
+  });
+  var res = await s.c.request({ url: '/api/a' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(s.g.hits['/wechat/login'], 2, 'the login was sent again (same code: same session)');
+  assert.equal(s.g.hits['/api/a'], 2);
+  assert.equal(s.w.logins, 1, 'one wx.login: the retry reuses the code');
+  // POST: not repeated, the caller decides.
+  drops = {};
+  var p = setup(dropFirst('/api/pay'));
+  await assert.rejects(p.c.request({ url: '/api/pay', method: 'POST', data: {} }), function (err) {
+    assert.equal(err.code, 'network_error');
+    return true;
+  });
+  assert.equal(p.g.hits['/api/pay'], 1);
+  // A timeout is not repeated either.
+  var n = 0;
+  var q = setup(function (req) {
+    if (path(req) === '/api/slow') { n++; return { fail: 'request:fail timeout' }; }
+  });
+  await assert.rejects(q.c.request({ url: '/api/slow' }));
+  assert.equal(n, 1);
+});
+
 test('session() GETs the session and refreshes the stored expiry', async function () {
   var t = 5000000;
   var s = setup(null, { now: function () { return t; } });
