@@ -112,9 +112,8 @@ func errcodeField(err error) zap.Field {
 	return zap.Skip()
 }
 
-// writeWeChatError answers a failed WeChat call.
-func (h *Handler) writeWeChatError(w http.ResponseWriter, err error) error {
-	f := classifyWeChatError(err)
+// write answers a failed WeChat call.
+func (f wechatFailure) write(w http.ResponseWriter) error {
 	if f.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterRateLimited)
 	}

@@ -59,10 +59,12 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 
 	// Concurrent posts of one code (a client retrying before the first
 	// answer came back) share one exchange with WeChat: the second would
-	// fail anyway, since WeChat codes are single use.
+	// fail anyway, since WeChat codes are single use. The shared work runs
+	// on a context the first caller's disconnect cannot cancel; the WeChat
+	// client bounds it with its timeout.
 	key := h.loginKey(req.Code)
 	v, err, _ := h.logins.Do(key, func() (any, error) {
-		return h.login(detached(r.Context()), req.Code, key)
+		return h.login(context.WithoutCancel(r.Context()), req.Code, key)
 	})
 	if err != nil {
 		var sf storeFailure
@@ -77,7 +79,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			zap.String("result", f.code),
 			errcodeField(err),
 			zap.Error(err))
-		return h.writeWeChatError(w, err)
+		return f.write(w)
 	}
 	res := v.(*loginResult)
 	result := "ok"

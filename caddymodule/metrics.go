@@ -32,6 +32,15 @@ type handlerMetrics struct {
 
 const metricsNamespace, metricsSubsystem = "caddy", "wechat_auth"
 
+// Results of a pass-through decision, as counted in metrics.
+const (
+	resultAuthorized      = "authorized"
+	resultAnonymous       = "anonymous"
+	resultUnauthenticated = "unauthenticated"
+	resultForbidden       = "forbidden"
+	resultStoreError      = "store_error"
+)
+
 // newHandlerMetrics registers the collectors of one handler. Every config
 // load has a registry of its own; within one, several handlers (several
 // sites, or the same app twice) share the collectors that are already
@@ -110,22 +119,6 @@ func registerOrReuse[C prometheus.Collector](reg *prometheus.Registry, c C) C {
 }
 
 func (m *handlerMetrics) login(result string) { m.logins.WithLabelValues(result).Inc() }
-
-// request counts a pass-through decision.
-func (m *handlerMetrics) request(result string) {
-	switch result {
-	case resultAuthorized:
-		m.authorized.Inc()
-	case resultAnonymous:
-		m.anonymous.Inc()
-	case resultUnauthenticated:
-		m.unauthenticated.Inc()
-	case resultForbidden:
-		m.forbidden.Inc()
-	default:
-		m.storeError.Inc()
-	}
-}
 
 // observeAPI records one exchange with the WeChat API. The result label
 // is a class (ok, errcode_40029, timeout, ...), bounded and secret-free.

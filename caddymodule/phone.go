@@ -46,16 +46,14 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash
 		form = "code"
 		info, err := h.client.PhoneNumber(r.Context(), req.Code)
 		if err != nil {
-			h.logPhoneFailure(sess.User.OpenID, form, err)
-			return h.writeWeChatError(w, err)
+			return h.phoneFailure(w, sess.User.OpenID, form, err)
 		}
 		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
 	case req.EncryptedData != "" && req.IV != "":
 		form = "encrypted"
 		info, err := h.client.DecryptPhone(sess.User.SessionKey, req.EncryptedData, req.IV)
 		if err != nil {
-			h.logPhoneFailure(sess.User.OpenID, form, err)
-			return h.writeWeChatError(w, err)
+			return h.phoneFailure(w, sess.User.OpenID, form, err)
 		}
 		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
 	default:
@@ -86,15 +84,18 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash
 	})
 }
 
-// logPhoneFailure writes the one log line of a failed phone binding. The
-// error comes from the wechat package, which keeps secrets out of it.
-func (h *Handler) logPhoneFailure(openid, form string, err error) {
+// phoneFailure logs the one line of a failed phone binding and answers
+// it. The error comes from the wechat package, which keeps secrets out of
+// it.
+func (h *Handler) phoneFailure(w http.ResponseWriter, openid, form string, err error) error {
+	f := classifyWeChatError(err)
 	h.logger.Warn("phone binding failed",
 		zap.String("openid", openid),
 		zap.String("form", form),
-		zap.String("result", classifyWeChatError(err).code),
+		zap.String("result", f.code),
 		errcodeField(err),
 		zap.Error(err))
+	return f.write(w)
 }
 
 type decryptRequest struct {
@@ -114,7 +115,7 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ TokenHa
 	}
 	raw, err := h.client.Decrypt(sess.User.SessionKey, req.EncryptedData, req.IV)
 	if err != nil {
-		return h.writeWeChatError(w, err)
+		return classifyWeChatError(err).write(w)
 	}
 	// The watermark proves the data was sealed for this app; an openId in
 	// it must also be the caller's, or one user could have another user's

@@ -54,9 +54,7 @@ func decodeJSON(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return errTrailingData
-	}
+	// Anything but the end of input after the object is trailing data.
 	if _, err := dec.Token(); err != io.EOF {
 		return errTrailingData
 	}

@@ -1,11 +1,11 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,15 +17,6 @@ import (
 const (
 	tokenBytes  = 32
 	tokenLength = 43
-)
-
-// Results of a pass-through decision, as counted in metrics.
-const (
-	resultAuthorized      = "authorized"
-	resultAnonymous       = "anonymous"
-	resultUnauthenticated = "unauthenticated"
-	resultForbidden       = "forbidden"
-	resultStoreError      = "store_error"
 )
 
 // newToken returns a fresh session token. 256 bits from the system CSPRNG
@@ -47,7 +38,7 @@ func bearerToken(r *http.Request) (token string, present bool) {
 		return "", false
 	}
 	const scheme = "bearer "
-	if len(auth) <= len(scheme) || !asciiEqualFold(auth[:len(scheme)], scheme) {
+	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
 		return "", true
 	}
 	token = auth[len(scheme):]
@@ -109,19 +100,19 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddy
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
 		if !present && h.Mode == ModeOptional {
-			h.metrics.request(resultAnonymous)
+			h.metrics.anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
-		h.metrics.request(resultUnauthenticated)
+		h.metrics.unauthenticated.Inc()
 		return h.unauthenticated(w, present)
 	default:
-		h.metrics.request(resultStoreError)
+		h.metrics.storeError.Inc()
 		h.logger.Error("session store failed", zap.Error(err))
 		return writeStoreError(w)
 	}
 
 	if h.RequirePhone && sess.User.Phone == "" {
-		h.metrics.request(resultForbidden)
+		h.metrics.forbidden.Inc()
 		return writeError(w, http.StatusForbidden, codePhoneRequired, "bind a phone number first (POST "+h.pathPhone+")")
 	}
 
@@ -129,7 +120,7 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddy
 	// a leaked upstream log then grants nothing.
 	delete(r.Header, "Authorization") // the key is canonical: skip Del's canonicalisation
 	h.setIdentity(r, sess.User)
-	h.metrics.request(resultAuthorized)
+	h.metrics.authorized.Inc()
 	return next.ServeHTTP(w, r)
 }
 
@@ -308,28 +299,3 @@ func foldByte(c byte) byte {
 	}
 	return c
 }
-
-// asciiEqualFold compares ASCII strings case-insensitively.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
-}
-
-// detached gives work that must finish once started (a login shared by
-// concurrent retries of one code) a context that the first caller's
-// disconnect cannot cancel. The WeChat client bounds it with its timeout.
-func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
