@@ -1,11 +1,16 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,16 +18,35 @@ import (
 )
 
 // TestReloadUnderLoad reloads the config again and again while clients
-// keep calling through the gateway: no request may be answered with
-// anything but 200 (no 401 while the store is handed over, no 5xx) and no
-// session may be lost. The load is bounded in count and time.
+// keep calling through the gateway on fresh connections (the worst case
+// for a reload): no request may be answered with anything but 200 (no 401
+// while the store is handed over, no 5xx), no session may be lost, and no
+// request the upstream saw may go unanswered.
 //
-// Caddy core itself can drop a connection that the stopping server had
-// just accepted (the client sees EOF with no answer at all); that is
-// outside this plugin, so such drops are counted and reported, and only a
-// rate that points at something else fails the test.
+// Two things below the plugin can still cost a new connection its first
+// request during a reload, before any handler runs. The test tells them
+// apart and bounds each:
+//
+//   - The kernel resets connections still queued on the old config's
+//     SO_REUSEPORT socket when Caddy closes it ("connection reset by
+//     peer"). net.ipv4.tcp_migrate_req=1 (Linux 5.14+) moves them to the
+//     new socket instead; when it is set, as .ci/run does, there must be
+//     none.
+//   - Go's net/http server closes a connection whose first request it
+//     read after Shutdown began, without an answer (the client sees EOF):
+//     golang/go#75591, open upstream. No handler ran, so the request can
+//     be sent again; the clients that do so, as the mini-program kit does
+//     for idempotent requests, must see no failure at all.
 func TestReloadUnderLoad(t *testing.T) {
 	a := newApp(t)
+	var proxied atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(upstream.Close)
+	a.upstream = upstream.URL
 	cfg := func(i int) string {
 		// In-flight requests get the default-like grace period here, not
 		// the 1ms the other tests use to reload fast.
@@ -30,40 +54,62 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	a.load(cfg(0))
 	tokens := []string{a.login("p1"), a.login("p2"), a.login("p3"), a.login("p4")}
+	proxied.Store(0)
 
 	var (
-		done             = make(chan struct{})
-		wg               sync.WaitGroup
-		requests, failed atomic.Int64
-		dropped          atomic.Int64
-		firstFailure     atomic.Value
+		done                      = make(chan struct{})
+		wg                        sync.WaitGroup
+		sent, answered, notOK     atomic.Int64
+		resets, eofs, other, lost atomic.Int64
+		firstOdd                  atomic.Value
 	)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(tok string) {
-			defer wg.Done()
-			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			for i := 0; i < 5000; i++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
+	// worker sends GETs on fresh connections; a retrying worker sends a
+	// request once more when it got no answer at all, as RFC 9110 allows
+	// for idempotent methods.
+	worker := func(tok string, retry bool) {
+		defer wg.Done()
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for i := 0; i < 5000; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for attempt := 0; ; attempt++ {
 				req, _ := http.NewRequest("GET", gatewayBase+"/api/load", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
+				sent.Add(1)
 				resp, err := client.Do(req)
-				requests.Add(1)
-				if err != nil {
-					dropped.Add(1)
-					continue
+				if err == nil {
+					answered.Add(1)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						notOK.Add(1)
+						firstOdd.CompareAndSwap(nil, resp.Status)
+					}
+					break
 				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, resp.Status)
+				switch {
+				case errors.Is(err, syscall.ECONNRESET):
+					resets.Add(1)
+				case errors.Is(err, io.EOF):
+					eofs.Add(1)
+				default:
+					other.Add(1)
+					firstOdd.CompareAndSwap(nil, err.Error())
+				}
+				if !retry || attempt == 1 {
+					if retry {
+						lost.Add(1)
+					}
+					break
 				}
 			}
-		}(tokens[w])
+		}
+	}
+	for w, tok := range tokens {
+		wg.Add(1)
+		go worker(tok, w%2 == 1)
 	}
 	for i := 1; i <= 5; i++ {
 		a.load(cfg(i))
@@ -71,21 +117,50 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	if requests.Load() == 0 {
+
+	t.Logf("%d requests across 5 reloads: %d answered (all 200: %v), %d reset by the kernel, %d closed unanswered by net/http (golang/go#75591); the upstream saw %d",
+		sent.Load(), answered.Load(), notOK.Load() == 0, resets.Load(), eofs.Load(), proxied.Load())
+	if answered.Load() == 0 {
 		t.Fatal("no request ran during the reloads")
 	}
-	if n := failed.Load(); n > 0 {
-		t.Fatalf("%d of %d requests failed during reloads; first: %v", n, requests.Load(), firstFailure.Load())
+	if n := notOK.Load(); n > 0 {
+		t.Fatalf("%d of %d answers were not 200; first: %v", n, answered.Load(), firstOdd.Load())
 	}
-	if d := dropped.Load(); d*20 > requests.Load() {
-		t.Fatalf("%d of %d connections dropped during reloads", d, requests.Load())
+	if n := other.Load(); n > 0 {
+		t.Fatalf("%d requests failed otherwise than by a reset or an unanswered close; first: %v", n, firstOdd.Load())
+	}
+	// Every request the upstream saw was answered, so no lost request ever
+	// reached the app: sending it again is always safe.
+	if proxied.Load() != answered.Load() {
+		t.Fatalf("the upstream saw %d requests, the clients got %d answers", proxied.Load(), answered.Load())
+	}
+	if n := lost.Load(); n > 0 {
+		t.Fatalf("%d requests failed twice for a client that sends an unanswered request once more", n)
+	}
+	if migrateOn() {
+		if n := resets.Load(); n > 0 {
+			t.Fatalf("%d connections reset although net.ipv4.tcp_migrate_req=1", n)
+		}
+	} else if resets.Load() > 0 {
+		t.Logf("net.ipv4.tcp_migrate_req is not 1 here: the resets are the kernel's (see the README's Reloads)")
+	}
+	// Both causes hit only the connections opened in the instant of a
+	// reload; a larger share points at something else.
+	if d := resets.Load() + eofs.Load(); d*20 > sent.Load() {
+		t.Fatalf("%d of %d connections lost during reloads", d, sent.Load())
 	}
 	for _, tok := range tokens {
 		if st, _ := a.upstreamHeaders(tok); st != 200 {
 			t.Fatalf("a session was lost across reloads: %d", st)
 		}
 	}
-	t.Logf("%d requests across 5 reloads: none answered other than 200; %d connections dropped by Caddy's listener hand-over", requests.Load(), dropped.Load())
+}
+
+// migrateOn reports whether Linux moves connections queued on a closing
+// SO_REUSEPORT listener to another one of the group.
+func migrateOn() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
 // TestWeChatFaultTable drives the phone-code path (which needs an access
