@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +19,10 @@ import (
 )
 
 // TestReloadUnderLoad reloads the config again and again while clients
-// keep calling through the gateway on fresh connections (the worst case
-// for a reload): no request may be answered with anything but 200 (no 401
-// while the store is handed over, no 5xx), no session may be lost, and no
-// request the upstream saw may go unanswered.
+// keep calling through the gateway, each request on a new connection (the
+// worst case for a reload): no request may be answered with anything but
+// 200 (no 401 while the store is handed over, no 5xx), no session may be
+// lost, and no request the upstream saw may go unanswered.
 //
 // Two things below the plugin can still cost a new connection its first
 // request during a reload, before any handler runs. The test tells them
@@ -32,12 +33,32 @@ import (
 //     peer"). net.ipv4.tcp_migrate_req=1 (Linux 5.14+) moves them to the
 //     new socket instead; when it is set, as .ci/run does, there must be
 //     none.
-//   - Go's net/http server closes a connection whose first request it
-//     read after Shutdown began, without an answer (the client sees EOF):
+//   - Go's HTTP/1 server closes a connection whose first request it read
+//     after Shutdown began, without an answer (the client sees EOF):
 //     golang/go#75591, open upstream. No handler ran, so the request can
 //     be sent again; the clients that do so, as the mini-program kit does
-//     for idempotent requests, must see no failure at all.
+//     for idempotent requests, must see no failure at all. Over HTTP/2 the
+//     old server refuses such a request with GOAWAY, which the client
+//     sends again by the protocol's own rule: there must be no failure.
 func TestReloadUnderLoad(t *testing.T) {
+	t.Run("http1", func(t *testing.T) {
+		reloadUnderLoad(t, gatewayBase, "", func() *http.Transport {
+			return &http.Transport{DisableKeepAlives: true}
+		})
+	})
+	t.Run("https-h2", func(t *testing.T) {
+		reloadUnderLoad(t, "https://localhost:9443", "tls internal", func() *http.Transport {
+			// A transport per request: a new connection (and handshake)
+			// every time.
+			return &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		})
+	})
+}
+
+// reloadUnderLoad runs TestReloadUnderLoad's load against the gateway at
+// base (siteExtra goes into its site block) with a new transport per
+// request from newTransport.
+func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *http.Transport) {
 	a := newApp(t)
 	var proxied atomic.Int64
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,12 +68,19 @@ func TestReloadUnderLoad(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	a.upstream = upstream.URL
+	a.base = base
+	a.client = &http.Client{Timeout: 10 * time.Second, Transport: newTransport()}
+	h2 := strings.HasPrefix(base, "https:")
 	cfg := func(i int) string {
+		site := strings.Replace(a.site(fmt.Sprintf("session_ttl %dh", 700+i)), gatewayBase+" {", base+" {\n\t"+siteExtra, 1)
 		// In-flight requests get the default-like grace period here, not
 		// the 1ms the other tests use to reload fast.
-		return strings.Replace(globalOptions(), "grace_period 1ms", "grace_period 10s", 1) + a.site(fmt.Sprintf("session_ttl %dh", 700+i))
+		return strings.Replace(globalOptions(), "grace_period 1ms", "grace_period 10s", 1) + site
 	}
 	a.load(cfg(0))
+	if h2 {
+		waitForCertificate(t, a.client, base)
+	}
 	tokens := []string{a.login("p1"), a.login("p2"), a.login("p3"), a.login("p4")}
 	proxied.Store(0)
 
@@ -63,12 +91,10 @@ func TestReloadUnderLoad(t *testing.T) {
 		resets, eofs, other, lost atomic.Int64
 		firstOdd                  atomic.Value
 	)
-	// worker sends GETs on fresh connections; a retrying worker sends a
-	// request once more when it got no answer at all, as RFC 9110 allows
-	// for idempotent methods.
+	// worker sends GETs; a retrying worker sends a request once more when
+	// it got no answer at all, as RFC 9110 allows for idempotent methods.
 	worker := func(tok string, retry bool) {
 		defer wg.Done()
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		for i := 0; i < 5000; i++ {
 			select {
 			case <-done:
@@ -76,17 +102,22 @@ func TestReloadUnderLoad(t *testing.T) {
 			default:
 			}
 			for attempt := 0; ; attempt++ {
-				req, _ := http.NewRequest("GET", gatewayBase+"/api/load", nil)
+				tr := newTransport()
+				client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+				req, _ := http.NewRequest("GET", base+"/api/load", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
 				sent.Add(1)
 				resp, err := client.Do(req)
 				if err == nil {
 					answered.Add(1)
 					resp.Body.Close()
-					if resp.StatusCode != 200 {
+					if resp.StatusCode != 200 || (h2 && resp.ProtoMajor != 2) {
 						notOK.Add(1)
-						firstOdd.CompareAndSwap(nil, resp.Status)
+						firstOdd.CompareAndSwap(nil, resp.Proto+" "+resp.Status)
 					}
+				}
+				tr.CloseIdleConnections()
+				if err == nil {
 					break
 				}
 				switch {
@@ -124,7 +155,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal("no request ran during the reloads")
 	}
 	if n := notOK.Load(); n > 0 {
-		t.Fatalf("%d of %d answers were not 200; first: %v", n, answered.Load(), firstOdd.Load())
+		t.Fatalf("%d of %d answers were not 200 (over HTTP/2 when asked); first: %v", n, answered.Load(), firstOdd.Load())
 	}
 	if n := other.Load(); n > 0 {
 		t.Fatalf("%d requests failed otherwise than by a reset or an unanswered close; first: %v", n, firstOdd.Load())
@@ -136,6 +167,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if n := lost.Load(); n > 0 {
 		t.Fatalf("%d requests failed twice for a client that sends an unanswered request once more", n)
+	}
+	if n := eofs.Load(); h2 && n > 0 {
+		t.Fatalf("%d HTTP/2 requests closed unanswered", n)
 	}
 	if migrateOn() {
 		if n := resets.Load(); n > 0 {
@@ -153,6 +187,24 @@ func TestReloadUnderLoad(t *testing.T) {
 		if st, _ := a.upstreamHeaders(tok); st != 200 {
 			t.Fatalf("a session was lost across reloads: %d", st)
 		}
+	}
+}
+
+// waitForCertificate waits until Caddy's internal CA has issued the site's
+// certificate (it does so in the background after the config loads).
+func waitForCertificate(t *testing.T, client *http.Client, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(base + "/wechat/session")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS certificate for %s: %v", base, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

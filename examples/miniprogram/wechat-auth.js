@@ -94,6 +94,10 @@ function createClient(options) {
   var storageKey = options.storageKey || DEFAULT_STORAGE_KEY;
   var skewMs = options.expirySkewMs == null ? DEFAULT_EXPIRY_SKEW_MS : options.expirySkewMs;
   var timeout = options.timeout; // ms, passed to wx.request / wx.login when set
+  // HTTP/2 unless told not to: a gateway reload then refuses a request it
+  // will not serve with GOAWAY, and the client sends it again by itself,
+  // instead of losing the connection's first request (see the README).
+  var http2 = options.http2 !== false;
   var now = options.now || function () { return Date.now(); };
 
   var loginInFlight = null;
@@ -173,6 +177,7 @@ function createClient(options) {
       if (opts.dataType) req.dataType = opts.dataType;
       if (opts.responseType) req.responseType = opts.responseType;
       if (opts.timeout || timeout) req.timeout = opts.timeout || timeout;
+      if (http2) req.enableHttp2 = true;
       wxApi.request(req);
     });
   }

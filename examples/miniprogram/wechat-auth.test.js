@@ -454,6 +454,18 @@ test('path prefix is configurable', async function () {
   assert.deepEqual(w.requests.map(path), ['/auth/login', '/api/a']);
 });
 
+test('requests ask for HTTP/2 unless http2: false', async function () {
+  var g = gateway();
+  var w = fakeWx({ handler: g.handle });
+  await createClient({ baseURL: BASE, wx: w, storageKey: KEY }).request({ url: '/api/me' });
+  assert.ok(w.requests.length >= 2);
+  w.requests.forEach(function (r) { assert.equal(r.enableHttp2, true, path(r)); });
+
+  var w1 = fakeWx({ handler: gateway().handle });
+  await createClient({ baseURL: BASE, wx: w1, storageKey: KEY, http2: false }).request({ url: '/api/me' });
+  w1.requests.forEach(function (r) { assert.equal(r.enableHttp2, undefined, path(r)); });
+});
+
 test('the module needs a wx object and a baseURL', function () {
   assert.throws(function () { createClient({ baseURL: BASE }); }, /no `wx` object/);
   assert.throws(function () { createClient({ wx: fakeWx() }); }, /baseURL/);
