@@ -91,8 +91,36 @@ func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *
 		resets, eofs, other, lost atomic.Int64
 		firstOdd                  atomic.Value
 	)
-	// worker sends GETs; a retrying worker sends a request once more when
-	// it got no answer at all, as RFC 9110 allows for idempotent methods.
+	// get sends one GET on a new connection and tells whether it got an
+	// answer.
+	get := func(tok string) bool {
+		tr := newTransport()
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest("GET", base+"/api/load", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		sent.Add(1)
+		resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: tr}).Do(req)
+		switch {
+		case err == nil:
+			answered.Add(1)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || (h2 && resp.ProtoMajor != 2) {
+				notOK.Add(1)
+				firstOdd.CompareAndSwap(nil, resp.Proto+" "+resp.Status)
+			}
+			return true
+		case errors.Is(err, syscall.ECONNRESET):
+			resets.Add(1)
+		case errors.Is(err, io.EOF):
+			eofs.Add(1)
+		default:
+			other.Add(1)
+			firstOdd.CompareAndSwap(nil, err.Error())
+		}
+		return false
+	}
+	// A retrying worker sends a request once more when it got no answer at
+	// all, as RFC 9110 allows for idempotent methods.
 	worker := func(tok string, retry bool) {
 		defer wg.Done()
 		for i := 0; i < 5000; i++ {
@@ -101,40 +129,8 @@ func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *
 				return
 			default:
 			}
-			for attempt := 0; ; attempt++ {
-				tr := newTransport()
-				client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-				req, _ := http.NewRequest("GET", base+"/api/load", nil)
-				req.Header.Set("Authorization", "Bearer "+tok)
-				sent.Add(1)
-				resp, err := client.Do(req)
-				if err == nil {
-					answered.Add(1)
-					resp.Body.Close()
-					if resp.StatusCode != 200 || (h2 && resp.ProtoMajor != 2) {
-						notOK.Add(1)
-						firstOdd.CompareAndSwap(nil, resp.Proto+" "+resp.Status)
-					}
-				}
-				tr.CloseIdleConnections()
-				if err == nil {
-					break
-				}
-				switch {
-				case errors.Is(err, syscall.ECONNRESET):
-					resets.Add(1)
-				case errors.Is(err, io.EOF):
-					eofs.Add(1)
-				default:
-					other.Add(1)
-					firstOdd.CompareAndSwap(nil, err.Error())
-				}
-				if !retry || attempt == 1 {
-					if retry {
-						lost.Add(1)
-					}
-					break
-				}
+			if !get(tok) && retry && !get(tok) {
+				lost.Add(1)
 			}
 		}
 	}
