@@ -190,18 +190,13 @@ func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *
 // certificate (it does so in the background after the config loads).
 func waitForCertificate(t *testing.T, client *http.Client, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "a TLS certificate for "+base, func() bool {
 		resp, err := client.Get(base + "/wechat/session")
 		if err == nil {
 			resp.Body.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no TLS certificate for %s: %v", base, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // migrateOn reports whether Linux moves connections queued on a closing
