@@ -10,6 +10,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	// The demo uses the dev mock, which the plugin itself does not import.
+	_ "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/wechatmock"
 )
 
 // TestExampleJSONMatchesCaddyfile keeps xcaddy.json what `caddy adapt

@@ -5,10 +5,13 @@
 //
 // The modules themselves live in the caddymodule package; this file only
 // imports it, so that the module path xcaddy is given is a Go package.
+// The dev-only wechat_mock handler is not in it: add
+// github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/wechatmock
+// with a second --with for development builds.
 package caddywechatauth
 
 import (
-	// Registers http.handlers.wechat_auth, http.handlers.wechat_mock and
-	// the wechat_auth.stores modules.
+	// Registers http.handlers.wechat_auth, admin.api.wechat_auth and the
+	// wechat_auth.stores modules (memory, redis).
 	_ "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule"
 )

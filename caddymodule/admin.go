@@ -5,38 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
 func init() {
 	caddy.RegisterModule(AdminAPI{})
-}
-
-// liveStores indexes the stores of every provisioned wechat_auth handler,
-// so that the admin API (which lives outside any HTTP config) can reach
-// them. It is a UsagePool like the stores themselves: a handler adds its
-// store at Provision and removes it at Cleanup, and a reload swaps them
-// without a window where the admin API sees none.
-var liveStores = caddy.NewUsagePool()
-
-type liveStore struct {
-	appID string
-	kind  string
-	store Store
-}
-
-func (liveStore) Destruct() error { return nil }
-
-// registerLiveStore makes a handler's store reachable by the admin API and
-// returns the key to release at Cleanup.
-func registerLiveStore(appID, kind string, store Store) string {
-	key := fmt.Sprintf("%s\x00%s\x00%p", appID, kind, store)
-	liveStores.LoadOrStore(key, liveStore{appID: appID, kind: kind, store: store})
-	return key
 }
 
 // AdminAPI is the admin.api.wechat_auth module: routes on Caddy's admin
@@ -63,22 +41,6 @@ func (a AdminAPI) Routes() []caddy.AdminRoute {
 	}
 }
 
-// stores returns the distinct live stores, optionally of one app.
-func (AdminAPI) stores(appID string) []liveStore {
-	seen := map[Store]bool{}
-	var out []liveStore
-	liveStores.Range(func(_, v any) bool {
-		ls := v.(liveStore)
-		if (appID == "" || ls.appID == appID) && !seen[ls.store] {
-			seen[ls.store] = true
-			out = append(out, ls)
-		}
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].appID < out[j].appID })
-	return out
-}
-
 // handleUser serves DELETE /wechat_auth/users/<openid>[?app_id=<appid>]:
 // every session of the user is revoked, in every app unless app_id
 // narrows it (openids are per app, so that is only a safety net). With the
@@ -102,13 +64,13 @@ func (a AdminAPI) handleUser(w http.ResponseWriter, r *http.Request) error {
 		Revoked int         `json:"revoked"`
 		Apps    []appResult `json:"apps"`
 	}{OpenID: openid, Apps: []appResult{}}
-	for _, ls := range a.stores(r.URL.Query().Get("app_id")) {
-		n, err := ls.store.RevokeUser(ctx, openid)
+	for _, ls := range store.Live(r.URL.Query().Get("app_id")) {
+		n, err := ls.Store.RevokeUser(ctx, openid)
 		if err != nil {
-			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("app %s: the session store is unavailable", ls.appID)}
+			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("app %s: the session store is unavailable", ls.AppID)}
 		}
 		result.Revoked += n
-		result.Apps = append(result.Apps, appResult{AppID: ls.appID, Revoked: n})
+		result.Apps = append(result.Apps, appResult{AppID: ls.AppID, Revoked: n})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(result)
@@ -131,9 +93,9 @@ func (a AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
 	out := struct {
 		Apps []appStats `json:"apps"`
 	}{Apps: []appStats{}}
-	for _, ls := range a.stores(r.URL.Query().Get("app_id")) {
-		st := appStats{AppID: ls.appID, Store: ls.kind}
-		n, err := ls.store.Count(ctx)
+	for _, ls := range store.Live(r.URL.Query().Get("app_id")) {
+		st := appStats{AppID: ls.AppID, Store: ls.Kind}
+		n, err := ls.Store.Count(ctx)
 		if err != nil {
 			st.Sessions, st.Error = -1, "store unavailable"
 		} else {

@@ -31,6 +31,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/memorystore"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
@@ -47,7 +50,7 @@ func benchHandler(b testing.TB, maxSessions int) (*Handler, *wechattest.Server) 
 // benchHandlerWithStore is benchHandler with any store config.
 func benchHandlerWithStore(b testing.TB, storeJSON string) (*Handler, *wechattest.Server) {
 	b.Helper()
-	appID := fmt.Sprintf("wxbench%011d", benchAppSeq.Add(1))
+	appID := fmt.Sprintf("wx%016x", 0xbe0c<<32|benchAppSeq.Add(1))
 	fake := wechattest.NewServer(appID, testSecret)
 	b.Cleanup(fake.Close)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -71,10 +74,10 @@ func benchHandlerWithStore(b testing.TB, storeJSON string) (*Handler, *wechattes
 
 // benchUser is a distinct user with WeChat-shaped identifiers: a 28
 // character openid and a 24 character (base64 of 16 bytes) session_key.
-func benchUser(i int) User {
+func benchUser(i int) store.User {
 	var key [16]byte
 	_, _ = rand.Read(key[:])
-	return User{
+	return store.User{
 		OpenID:     fmt.Sprintf("o%027d", i),
 		SessionKey: base64.StdEncoding.EncodeToString(key[:]),
 	}
@@ -82,25 +85,25 @@ func benchUser(i int) User {
 
 // fillSessions gives the store n live sessions of n distinct users and
 // returns the tokens of up to sample of them, spread over the whole set.
-func fillSessions(b testing.TB, s Store, n, sample int) []string {
+func fillSessions(b testing.TB, s store.Store, n, sample int) []string {
 	b.Helper()
 	ctx := context.Background()
 	every := max(n/sample, 1)
 	var tokens []string
 	for i := range n {
-		var th TokenHash
+		var th store.TokenHash
 		if i%every == 0 && len(tokens) < sample {
 			tok, err := newToken()
 			if err != nil {
 				b.Fatal(err)
 			}
 			tokens = append(tokens, tok)
-			th = HashToken(tok)
+			th = store.HashToken(tok)
 		} else {
 			// Only the hash reaches the store: skip the base64 step.
 			_, _ = rand.Read(th[:])
 		}
-		if _, err := s.CreateSession(ctx, th, benchUser(i), time.Hour); err != nil {
+		if _, err := s.CreateSession(ctx, th, benchUser(i), time.Hour, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -139,7 +142,7 @@ func BenchmarkPassThrough(b *testing.B) {
 // on (the default, 5s) and off: beside BenchmarkPassThrough/sessions=1k
 // it shows what the cache saves.
 func BenchmarkPassThroughRedis(b *testing.B) {
-	addr, _, _ := startRedis(b)
+	addr := redistest.Start(b).Addr()
 	for _, c := range []struct{ name, cacheTTL string }{{"cache=on", "5s"}, {"cache=off", "0s"}} {
 		b.Run(c.name, func(b *testing.B) {
 			h, _ := benchHandlerWithStore(b, fmt.Sprintf(`{"backend":"redis","address":%q,"cache_ttl":%q}`, addr, c.cacheTTL))
@@ -158,7 +161,7 @@ func benchPassThrough(b *testing.B, h *Handler, tokens []string) {
 	}
 	r := httptest.NewRequest(http.MethodGet, "http://gw.example/api/orders?page=1", nil)
 	r.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) MicroMessenger/8.0.47 NetType/WIFI")
-	r.Header.Set("Referer", "https://servicewechat.com/wx0000000000demo01/12/page-frame.html")
+	r.Header.Set("Referer", "https://servicewechat.com/wx000000000000de01/12/page-frame.html")
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Accept-Encoding", "gzip,compress,br,deflate")
 	repl := caddy.NewReplacer()
@@ -228,7 +231,7 @@ func BenchmarkSessionHeap(b *testing.B) {
 // every one costs a real loopback HTTP round trip to the fake's
 // jscode2session, a new token and a store write.
 func BenchmarkLogin(b *testing.B) {
-	h, _ := benchHandler(b, DefaultMaxSessions)
+	h, _ := benchHandler(b, memorystore.DefaultMaxSessions)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		body := fmt.Sprintf(`{"code":"u%d:%d"}`, i%1000, i)

@@ -8,21 +8,21 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseWeChatAuth)
+	httpcaddyfile.RegisterHandlerDirective("wechat_auth", parseCaddyfile)
 	// Authentication comes before anything that reads or forwards the
 	// request: request_header, handle/route, respond, reverse_proxy and
 	// file_server all see the identity headers already set (and the
 	// client's forged ones already gone). No `order` option needed.
 	httpcaddyfile.RegisterDirectiveOrder("wechat_auth", httpcaddyfile.Before, "request_header")
-
-	httpcaddyfile.RegisterHandlerDirective("wechat_mock", parseWeChatMock)
-	httpcaddyfile.RegisterDirectiveOrder("wechat_mock", httpcaddyfile.Before, "respond")
 }
 
-func parseWeChatAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
 	return &handler, err
@@ -36,10 +36,11 @@ func parseWeChatAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error
 //	    api_base            <url>
 //	    path_prefix         <path>
 //	    session_ttl         <duration>
+//	    session_key_grace   <duration>|off
 //	    timeout             <duration>
 //	    mode                required|optional
 //	    require_phone
-//	    max_data_age        <duration>
+//	    max_data_age        <duration>|off
 //	    header_openid       <name>
 //	    header_unionid      <name>
 //	    header_phone        <name>
@@ -47,14 +48,16 @@ func parseWeChatAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error
 //	    header_appid        <name>
 //	    store <backend> [{ ... }]
 //	}
+//
+// Values are checked here, so that `caddy adapt` names the file and line
+// of a bad one; Validate checks the same for JSON configs.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
 		return d.Errf("wechat_auth takes no arguments, only a block; got %q", d.Val())
 	}
 	// Subdirectives that take one plain string.
-	stringFields := map[string]*string{
-		"app_id":              &h.AppID,
+	plain := map[string]*string{
 		"app_secret":          &h.AppSecret,
 		"header_openid":       &h.HeaderOpenID,
 		"header_unionid":      &h.HeaderUnionID,
@@ -64,66 +67,54 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if field, ok := stringFields[sub]; ok {
-			if err := oneArg(d, field); err != nil {
+		if field, ok := plain[sub]; ok {
+			if err := caddyconf.OneArg(d, field); err != nil {
 				return err
 			}
 			continue
 		}
+		var err error
 		switch sub {
-		case "api_base":
-			if err := oneArg(d, &h.APIBase); err != nil {
-				return err
+		case "app_id":
+			err = caddyconf.OneArg(d, &h.AppID)
+			if err == nil && !hasPlaceholder(h.AppID) {
+				err = wrap(d, checkAppID(h.AppID))
 			}
-			if !strings.Contains(h.APIBase, "{") && !strings.HasPrefix(h.APIBase, "http://") && !strings.HasPrefix(h.APIBase, "https://") {
-				return d.Errf("api_base must be an http:// or https:// URL, got %q", h.APIBase)
+		case "api_base":
+			err = caddyconf.OneArg(d, &h.APIBase)
+			if err == nil && !hasPlaceholder(h.APIBase) && !isHTTPURL(h.APIBase) {
+				err = d.Errf("api_base must be an http:// or https:// URL, got %q", h.APIBase)
 			}
 		case "path_prefix":
-			if err := oneArg(d, &h.PathPrefix); err != nil {
-				return err
-			}
-			if !strings.HasPrefix(h.PathPrefix, "/") {
-				return d.Errf("path_prefix must start with /, got %q", h.PathPrefix)
+			err = caddyconf.OneArg(d, &h.PathPrefix)
+			if err == nil {
+				err = wrap(d, checkPathPrefix(h.PathPrefix))
 			}
 		case "session_ttl":
-			if err := durationArg(d, &h.SessionTTL, false); err != nil {
-				return err
-			}
+			err = caddyconf.Duration(d, &h.SessionTTL, sessionTTLRange)
+		case "session_key_grace":
+			var grace caddy.Duration
+			err = caddyconf.Duration(d, &grace, sessionKeyGraceRange)
+			h.SessionKeyGrace = &grace
 		case "timeout":
-			if err := durationArg(d, &h.Timeout, false); err != nil {
-				return err
-			}
+			err = caddyconf.Duration(d, &h.Timeout, timeoutRange)
 		case "max_data_age":
-			if err := durationArg(d, &h.MaxDataAge, true); err != nil {
-				return err
-			}
+			err = caddyconf.Duration(d, &h.MaxDataAge, maxDataAgeRange)
 		case "mode":
-			if err := oneArg(d, &h.Mode); err != nil {
-				return err
-			}
-			if h.Mode != ModeRequired && h.Mode != ModeOptional {
-				return d.Errf("mode must be %q or %q, got %q", ModeRequired, ModeOptional, h.Mode)
+			err = caddyconf.OneArg(d, &h.Mode)
+			if err == nil && h.Mode != ModeRequired && h.Mode != ModeOptional {
+				err = d.Errf("mode must be %q or %q, got %q", ModeRequired, ModeOptional, h.Mode)
 			}
 		case "require_phone":
-			if d.NextArg() {
-				return d.Errf("require_phone takes no arguments")
-			}
+			err = caddyconf.NoArgs(d)
 			h.RequirePhone = true
 		case "store":
-			if !d.NextArg() {
-				return d.Errf("store needs a backend: memory or redis")
-			}
-			if h.StoreRaw != nil {
-				return d.Errf("store already specified")
-			}
-			name := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, "wechat_auth.stores."+name)
-			if err != nil {
-				return err
-			}
-			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", name, nil)
+			err = h.unmarshalStore(d)
 		default:
-			return d.Errf("unrecognized wechat_auth subdirective %q", sub)
+			err = d.Errf("unrecognized wechat_auth subdirective %q", sub)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if h.AppID == "" {
@@ -132,39 +123,53 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.AppSecret == "" {
 		return d.Err("wechat_auth: app_secret is required")
 	}
-	return nil
+	// Header names are judged together: they must not collide.
+	withDefaults := *h
+	withDefaults.applyDefaults()
+	return wrap(d, checkHeaderNames(&withDefaults))
 }
 
-// oneArg reads exactly one argument of the current subdirective.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	sub := d.Val()
+// unmarshalStore parses `store <backend> [{ ... }]`.
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
-		return d.Errf("%s needs one argument", sub)
+		return d.Errf("store needs a backend: %s", knownStores())
 	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.Errf("%s takes one argument, got another: %q", sub, d.Val())
+	if h.StoreRaw != nil {
+		return d.Err("store already specified")
 	}
-	return nil
-}
-
-// durationArg reads one duration argument; zero is allowed only where it
-// means "off".
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration, zeroOK bool) error {
-	sub := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
+	name := d.Val()
+	if _, err := caddy.GetModule(store.Namespace + "." + name); err != nil {
+		return d.Errf("unknown store %q: the stores in this build are %s", name, knownStores())
+	}
+	unm, err := caddyfile.UnmarshalModule(d, store.Namespace+"."+name)
+	if err != nil {
 		return err
 	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("%s: bad duration %q: %v", sub, s, err)
-	}
-	if dur < 0 || (dur == 0 && !zeroOK) {
-		return d.Errf("%s must be a positive duration, got %q", sub, s)
-	}
-	*dst = caddy.Duration(dur)
+	h.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", name, nil)
 	return nil
+}
+
+// knownStores lists the store modules of this build.
+func knownStores() string {
+	var names []string
+	for _, m := range caddy.GetModules(store.Namespace) {
+		names = append(names, m.ID.Name())
+	}
+	return strings.Join(names, ", ")
+}
+
+// wrap turns a check's error into a Caddyfile error naming file and line.
+func wrap(d *caddyfile.Dispenser, err error) error {
+	if err == nil {
+		return nil
+	}
+	return d.Err(err.Error())
+}
+
+func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
+
+func isHTTPURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
 // Interface guard

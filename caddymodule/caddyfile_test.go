@@ -56,7 +56,7 @@ func TestDirectiveOrder(t *testing.T) {
 	respond "x"
 	request_header X-A b
 	wechat_auth {
-		app_id wx1
+		app_id wx1234567890abcdef
 		app_secret s
 	}
 }`)
@@ -79,19 +79,34 @@ func TestDirectiveOrder(t *testing.T) {
 }
 
 func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
+	const app = "wechat_auth {\n\tapp_id wx1234567890abcdef\n\tapp_secret s\n"
 	for _, c := range []struct{ body, want string }{
 		{"wechat_auth {\n\tapp_secret s\n}", "app_id is required"},
-		{"wechat_auth {\n\tapp_id wx1\n}", "app_secret is required"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tbogus 1\n}", `unrecognized wechat_auth subdirective "bogus"`},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\ttimeout soon\n}", `timeout: bad duration "soon"`},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tsession_ttl -1h\n}", "session_ttl must be a positive duration"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tmode maybe\n}", `mode must be "required" or "optional"`},
+		{"wechat_auth {\n\tapp_id wx1234567890abcdef\n}", "app_secret is required"},
+		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n}", `app_id "wx1" is not a mini program AppID`},
+		{"wechat_auth {\n\tapp_id wx1234567890abcdeg\n\tapp_secret s\n}", "is not a mini program AppID"},
 		{"wechat_auth {\n\tapp_id wx1 wx2\n\tapp_secret s\n}", "app_id takes one argument"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tpath_prefix wechat\n}", "path_prefix must start with /"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tstore nosuch\n}", "wechat_auth.stores.nosuch"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tstore memory {\n\t\tmax_sessions lots\n\t}\n}", "max_sessions"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\tstore redis {\n\t\tdb x\n\t}\n}", "db"},
-		{"wechat_auth {\n\tapp_id wx1\n\tapp_secret s\n\trequire_phone yes\n}", "require_phone takes no arguments"},
+		{app + "\tbogus 1\n}", `unrecognized wechat_auth subdirective "bogus"`},
+		{app + "\ttimeout soon\n}", `timeout: "soon" is not a duration`},
+		{app + "\ttimeout 2m\n}", "timeout must be between 100ms and 1m0s"},
+		{app + "\tsession_ttl -1h\n}", "session_ttl must not be negative"},
+		{app + "\tsession_ttl 0\n}", "session_ttl must be a positive duration"},
+		{app + "\tsession_ttl 500us\n}", "session_ttl must be between 1m0s and 87600h0m0s"},
+		{app + "\tsession_ttl 36500d\n}", "session_ttl must be between 1m0s and 87600h0m0s"},
+		{app + "\tsession_key_grace 2h\n}", "session_key_grace must be between 1s and 1h0m0s, or 0 for off"},
+		{app + "\tmax_data_age 1ms\n}", "max_data_age must be between"},
+		{app + "\tmode maybe\n}", `mode must be "required" or "optional"`},
+		{app + "\tpath_prefix wechat\n}", "path_prefix must be an absolute path"},
+		{app + "\tpath_prefix \"/we chat\"\n}", "path_prefix must be an absolute path"},
+		{app + "\tstore nosuch\n}", `unknown store "nosuch": the stores in this build are memory, redis`},
+		{app + "\tstore\n}", "store needs a backend: memory, redis"},
+		{app + "\tstore memory {\n\t\tmax_sessions lots\n\t}\n}", "max_sessions"},
+		{app + "\tstore redis {\n\t\tdb x\n\t}\n}", "db"},
+		{app + "\trequire_phone yes\n}", "require_phone takes no arguments"},
+		{app + "\theader_openid \"X User:Id\"\n}", `header_openid: "X User:Id" is not a valid header name`},
+		{app + "\theader_phone Authorization\n}", `header_phone: "Authorization" collides with Authorization`},
+		{app + "\theader_unionid x_wechat_openid\n}", `header_unionid: "x_wechat_openid" collides with header_openid`},
+		{app + "\theader_appid X-Id\n\theader_phone x-id\n}", `header_appid: "X-Id" collides with header_phone`},
 	} {
 		_, err := adapt(t, ":8080 {\n"+c.body+"\n}")
 		if err == nil {

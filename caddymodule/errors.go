@@ -96,10 +96,20 @@ func classifyWeChatError(err error) wechatFailure {
 	case errors.Is(err, wechat.ErrWatermark):
 		return wechatFailure{http.StatusBadRequest, codeWatermarkMismatch, "the data was not sealed for this app or is too old"}
 	case errors.Is(err, wechat.ErrDecrypt):
-		return wechatFailure{http.StatusBadRequest, codeDecryptFailed, "the data does not decrypt with the current session key: log in again and retry"}
+		return wechatFailure{http.StatusBadRequest, codeDecryptFailed, "the data does not decrypt with the session key: log in again, then get the data again"}
 	default:
 		return wechatFailure{http.StatusBadGateway, codeWeChatError, "WeChat answered something unusable"}
 	}
+}
+
+// classifyPhoneCodeError is classifyWeChatError for getuserphonenumber,
+// whose codes come from the phone button, not from wx.login.
+func classifyPhoneCodeError(err error) wechatFailure {
+	f := classifyWeChatError(err)
+	if f.code == codeInvalidCode {
+		f.message = "the phone code is invalid, expired or already used: tap the phone button again"
+	}
+	return f
 }
 
 // errcodeField logs WeChat's errcode, when the error carries one. Only the
@@ -120,10 +130,16 @@ func (f wechatFailure) write(w http.ResponseWriter) error {
 	return writeError(w, f.status, f.code, f.message)
 }
 
-// writeStoreError answers a failure of the session store. It is a 503 and
-// never a 401: a 401 tells clients to drop their token, and a store outage
-// would then log every user out.
-func writeStoreError(w http.ResponseWriter) error {
+// storeFailed logs, counts and answers a failure of the session store in
+// operation (lookup, create_session, bind_phone, ...). It is a 503 and
+// never a 401: a 401 tells clients to drop their token, and a store
+// outage would then log every user out.
+func (h *Handler) storeFailed(w http.ResponseWriter, operation string, err error, fields ...zap.Field) error {
+	h.metrics.storeErrors.WithLabelValues(operation).Inc()
+	h.logger.Error("session store failed", append(fields,
+		zap.String("operation", operation),
+		zap.String("result", codeStoreUnavailable),
+		zap.Error(err))...)
 	w.Header().Set("Retry-After", "1")
 	return writeError(w, http.StatusServiceUnavailable, codeStoreUnavailable, "the session store is unavailable: retry later")
 }

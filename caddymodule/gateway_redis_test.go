@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
@@ -21,7 +23,8 @@ type twoGateways struct {
 func startTwoGateways(t *testing.T) *twoGateways {
 	t.Helper()
 	// Persistence on, as in production: a restarted Redis keeps sessions.
-	addr, stop, restart := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	addr, stop, restart := srv.Addr(), srv.Stop, srv.Restart
 	store := func(timeout string) string {
 		return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tcache_ttl 200ms\n\t\t\ttimeout %s\n\t\t}", addr, timeout)
 	}
@@ -52,25 +55,34 @@ func TestTwoGatewaysShareSessions(t *testing.T) {
 	if r := g.A.postJSON("/wechat/phone", tok, map[string]string{"code": "sam"}); r.status != 200 {
 		t.Fatalf("phone on A: %d %s", r.status, r.raw)
 	}
-	eventually(t, 3*time.Second, "B forwards the phone bound on A", func() bool {
+	storetest.Eventually(t, 3*time.Second, "B forwards the phone bound on A", func() bool {
 		_, h := g.B.upstreamHeaders(tok)
 		return h.Get("X-Wechat-Phone") == "13700001234"
 	})
 	// A re-login on B rotates the key for A too: data sealed for the new
-	// key decrypts through A.
+	// key decrypts through A, and so does data sealed for the key before
+	// it (the session key grace, kept in Redis), until two rotations.
+	old, oldIV, err := g.A.fake.SealPhone("sam")
+	if err != nil {
+		t.Fatal(err)
+	}
 	g.B.login("sam:3")
 	enc, iv, err := g.A.fake.SealPhone("sam")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := g.A.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": enc, "iv": iv}); r.status != 200 {
-		t.Fatalf("A decrypting with the key rotated on B: %d %s", r.status, r.raw)
+	for _, c := range []struct{ enc, iv string }{{enc, iv}, {old, oldIV}} {
+		if r := g.A.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": c.enc, "iv": c.iv}); r.status != 200 {
+			t.Fatalf("A decrypting after the key rotated on B: %d %s", r.status, r.raw)
+		}
 	}
+	g.B.login("sam:4")
+	expectError(t, g.A.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": old, "iv": oldIV}), 400, "decrypt_failed")
 	// Logout on B kills the token on A within cache_ttl.
 	if r := g.B.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
 		t.Fatalf("logout on B: %d", r.status)
 	}
-	eventually(t, 3*time.Second, "A refuses the token logged out on B", func() bool {
+	storetest.Eventually(t, 3*time.Second, "A refuses the token logged out on B", func() bool {
 		st, _ := g.A.upstreamHeaders(tok)
 		return st == 401
 	})
@@ -94,7 +106,7 @@ func TestRedisOutageIsNever401(t *testing.T) {
 	expectError(t, g.A.do("GET", "/api/x", strings.Repeat("A", tokenLength), "", nil), 503, "store_unavailable")
 
 	g.restart()
-	eventually(t, 3*time.Second, "recovery after Redis returns", func() bool {
+	storetest.Eventually(t, 3*time.Second, "recovery after Redis returns", func() bool {
 		st, _ := g.A.upstreamHeaders(tok)
 		return st == 200
 	})

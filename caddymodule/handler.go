@@ -1,14 +1,17 @@
-// Package caddymodule holds the Caddy modules of caddy-wechat-auth: the
-// wechat_auth HTTP handler that logs WeChat Mini Program users in and
-// forwards their identity upstream, its session stores, and the
-// wechat_mock dev handler.
+// Package caddymodule is the wechat_auth Caddy HTTP handler: it logs
+// WeChat Mini Program users in, keeps their sessions in a pluggable store
+// (package store and its memorystore and redisstore modules), and forwards
+// their identity upstream. It also adds admin API routes and metrics.
+//
+// The dev-only wechat_mock handler lives apart, in package wechatmock,
+// which this package never imports.
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"time"
 
@@ -17,6 +20,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
@@ -26,13 +31,9 @@ func init() {
 
 // Defaults of the handler's configuration.
 const (
-	DefaultPathPrefix    = "/wechat"
-	DefaultSessionTTL    = 720 * time.Hour
-	DefaultHeaderOpenID  = "X-WeChat-OpenID"
-	DefaultHeaderUnionID = "X-WeChat-UnionID"
-	DefaultHeaderPhone   = "X-WeChat-Phone"
-	DefaultHeaderCountry = "X-WeChat-Country-Code"
-	DefaultHeaderAppID   = "X-WeChat-AppID"
+	DefaultPathPrefix      = "/wechat"
+	DefaultSessionTTL      = 720 * time.Hour
+	DefaultSessionKeyGrace = 5 * time.Minute
 
 	// ModeRequired answers 401 to a pass-through request without a token.
 	ModeRequired = "required"
@@ -46,6 +47,15 @@ const (
 	loginRetryWindow = 5 * time.Minute
 )
 
+// Ranges of the duration settings, checked at `caddy adapt` (with file
+// and line) and again in Validate for JSON configs.
+var (
+	sessionTTLRange      = caddyconf.Range{Min: time.Minute, Max: 10 * 365 * 24 * time.Hour}
+	sessionKeyGraceRange = caddyconf.Range{Min: time.Second, Max: time.Hour, ZeroOff: true}
+	timeoutRange         = caddyconf.Range{Min: 100 * time.Millisecond, Max: time.Minute}
+	maxDataAgeRange      = caddyconf.Range{Min: time.Second, Max: 30 * 24 * time.Hour, ZeroOff: true}
+)
+
 // Handler is the wechat_auth HTTP handler. It serves the login endpoints
 // under PathPrefix and, for every other request, checks the bearer token
 // and forwards the request to the next handler with the user's identity
@@ -56,11 +66,12 @@ const (
 // pass-through a pure read (no write per request, which matters for the
 // Redis store) and makes `expires_in` an honest promise to the client.
 type Handler struct {
-	// The mini program's AppID (wx...). Required.
+	// The mini program's AppID (wx followed by 16 hex digits). Required.
 	AppID string `json:"app_id,omitempty"`
 
 	// The mini program's AppSecret. Required. Placeholders such as
-	// {env.WECHAT_APP_SECRET} are resolved at provision.
+	// {env.WECHAT_APP_SECRET} are resolved at provision; the JSON config
+	// keeps the placeholder.
 	AppSecret string `json:"app_secret,omitempty"`
 
 	// Base URL of the WeChat server API. Default: https://api.weixin.qq.com.
@@ -70,11 +81,17 @@ type Handler struct {
 	// logout) are served. Default: /wechat.
 	PathPrefix string `json:"path_prefix,omitempty"`
 
-	// How long a session token lives after login (fixed, not sliding).
-	// Default: 720h (30 days).
+	// How long a session token lives after login (fixed, not sliding),
+	// from 1m to 10 years. Default: 720h (30 days).
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
-	// Time limit of each call to WeChat. Default: 5s.
+	// How long the session key a new login replaced still opens sealed
+	// data (the legacy getPhoneNumber form and /decrypt), so that data
+	// sealed just before a re-login opens. From 1s to 1h; 0 turns it off.
+	// Default: 5m.
+	SessionKeyGrace *caddy.Duration `json:"session_key_grace,omitempty"`
+
+	// Time limit of each call to WeChat, from 100ms to 1m. Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	// What a pass-through request without a token gets: "required" (401)
@@ -85,42 +102,58 @@ type Handler struct {
 	// have not bound a phone number yet. Default: false.
 	RequirePhone bool `json:"require_phone,omitempty"`
 
-	// Maximum age of the watermark timestamp of decrypted open data.
-	// Default: 0 (no age check).
+	// Maximum age of the watermark timestamp of decrypted open data, from
+	// 1s to 30 days. Default: 0 (no age check).
 	MaxDataAge caddy.Duration `json:"max_data_age,omitempty"`
 
-	// Upstream header names. Defaults: X-WeChat-OpenID, X-WeChat-UnionID,
-	// X-WeChat-Phone, X-WeChat-Country-Code, X-WeChat-AppID.
-	HeaderOpenID      string `json:"header_openid,omitempty"`
-	HeaderUnionID     string `json:"header_unionid,omitempty"`
-	HeaderPhone       string `json:"header_phone,omitempty"`
+	// Upstream header carrying the user's openid. Default: X-WeChat-OpenID.
+	HeaderOpenID string `json:"header_openid,omitempty"`
+
+	// Upstream header carrying the user's unionid, when WeChat gave one.
+	// Default: X-WeChat-UnionID.
+	HeaderUnionID string `json:"header_unionid,omitempty"`
+
+	// Upstream header carrying the bound phone number (without country
+	// code), once one is bound. Default: X-WeChat-Phone.
+	HeaderPhone string `json:"header_phone,omitempty"`
+
+	// Upstream header carrying the bound phone number's country code.
+	// Default: X-WeChat-Country-Code.
 	HeaderCountryCode string `json:"header_country_code,omitempty"`
-	HeaderAppID       string `json:"header_appid,omitempty"`
+
+	// Upstream header carrying the app id. Default: X-WeChat-AppID.
+	HeaderAppID string `json:"header_appid,omitempty"`
 
 	// The session store module. Default: {"backend": "memory"}.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=wechat_auth.stores inline_key=backend"`
 
-	store   Store
-	client  *wechat.Client
-	logger  *zap.Logger
-	logins  *singleflight.Group
-	metrics *handlerMetrics
-	liveKey string // this handler's entry in liveStores
+	appID        string
+	client       *wechat.Client
+	store        store.Store
+	releaseStore func()
+	logger       *zap.Logger
+	logins       *singleflight.Group
+	metrics      *handlerMetrics
+	headers      identityHeaders
+	paths        endpointPaths
+}
 
-	// identityHeaders are the header names stripped from every request,
-	// in the folded form of foldHeaderName.
-	identityHeaders []string
+// endpointPaths are the endpoints' full paths, from PathPrefix.
+type endpointPaths struct {
+	login, phone, decrypt, session, logout string
+}
 
-	// The header names in canonical form, computed once: r.Header.Set
-	// would canonicalise (and allocate a new string) on every request.
-	canonOpenID, canonUnionID, canonPhone, canonCountryCode, canonAppID string
-
-	// appIDValue is the app id boxed once for the replacer: boxing a
-	// string into an interface allocates, on every request.
-	appIDValue any
-
-	// endpoint paths, precomputed from PathPrefix.
-	pathLogin, pathPhone, pathDecrypt, pathSession, pathLogout string
+func newEndpointPaths(prefix string) endpointPaths {
+	// "/" and "/wechat/" serve at "/login" and "/wechat/login", never at
+	// "//login".
+	prefix = strings.TrimRight(prefix, "/")
+	return endpointPaths{
+		login:   prefix + "/login",
+		phone:   prefix + "/phone",
+		decrypt: prefix + "/decrypt",
+		session: prefix + "/session",
+		logout:  prefix + "/logout",
+	}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -131,137 +164,107 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves placeholders, applies defaults, and opens the
-// session store and the WeChat client.
+// Provision resolves placeholders, applies defaults, and opens the WeChat
+// client and the session store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.logins = new(singleflight.Group)
+
+	// Secrets are resolved once, here: the resolved secret lives only
+	// inside the wechat client, which never prints it. The JSON config
+	// keeps the placeholder, so `caddy adapt` and the admin API's /config
+	// never show a secret that comes from the environment.
 	repl := caddy.NewReplacer()
-
-	// Resolve secrets once, here: the resolved secret lives only inside the
-	// wechat client, which never prints it. The JSON config keeps the
-	// placeholder, so `caddy adapt` and the admin API's /config never show
-	// the real secret when it comes from the environment.
-	appID, err := repl.ReplaceOrErr(h.AppID, true, true)
+	var err error
+	if h.appID, err = caddyconf.Resolve(repl, "app_id", h.AppID); err != nil {
+		return err
+	}
+	secret, err := caddyconf.Resolve(repl, "app_secret", h.AppSecret)
 	if err != nil {
-		return fmt.Errorf("wechat_auth: app_id: %v", err)
+		return err
 	}
-	secret, err := repl.ReplaceOrErr(h.AppSecret, true, true)
+	apiBase, err := caddyconf.Resolve(repl, "api_base", h.APIBase)
 	if err != nil {
-		// The error names the placeholder, never its value.
-		return fmt.Errorf("wechat_auth: app_secret: %v", err)
+		return err
 	}
-	apiBase := repl.ReplaceKnown(h.APIBase, "")
-	if apiBase == "" {
-		apiBase = wechat.DefaultBaseURL
-	}
-	if h.PathPrefix == "" {
-		h.PathPrefix = DefaultPathPrefix
-	}
-	h.PathPrefix = "/" + strings.Trim(h.PathPrefix, "/")
-	if h.SessionTTL == 0 {
-		h.SessionTTL = caddy.Duration(DefaultSessionTTL)
-	}
-	if h.Timeout == 0 {
-		h.Timeout = caddy.Duration(wechat.DefaultTimeout)
-	}
-	if h.Mode == "" {
-		h.Mode = ModeRequired
-	}
-	setDefault(&h.HeaderOpenID, DefaultHeaderOpenID)
-	setDefault(&h.HeaderUnionID, DefaultHeaderUnionID)
-	setDefault(&h.HeaderPhone, DefaultHeaderPhone)
-	setDefault(&h.HeaderCountryCode, DefaultHeaderCountry)
-	setDefault(&h.HeaderAppID, DefaultHeaderAppID)
-	h.canonOpenID = textproto.CanonicalMIMEHeaderKey(h.HeaderOpenID)
-	h.canonUnionID = textproto.CanonicalMIMEHeaderKey(h.HeaderUnionID)
-	h.canonPhone = textproto.CanonicalMIMEHeaderKey(h.HeaderPhone)
-	h.canonCountryCode = textproto.CanonicalMIMEHeaderKey(h.HeaderCountryCode)
-	h.canonAppID = textproto.CanonicalMIMEHeaderKey(h.HeaderAppID)
-	h.identityHeaders = []string{
-		foldHeaderName(h.HeaderOpenID),
-		foldHeaderName(h.HeaderUnionID),
-		foldHeaderName(h.HeaderPhone),
-		foldHeaderName(h.HeaderCountryCode),
-		foldHeaderName(h.HeaderAppID),
-	}
-	h.pathLogin = h.PathPrefix + "/login"
-	h.pathPhone = h.PathPrefix + "/phone"
-	h.pathDecrypt = h.PathPrefix + "/decrypt"
-	h.pathSession = h.PathPrefix + "/session"
-	h.pathLogout = h.PathPrefix + "/logout"
-
-	// Refuse a config without an app id or secret (a placeholder can be
-	// empty at run time) before opening anything that must then be closed.
-	if appID == "" {
-		return fmt.Errorf("wechat_auth: app_id is required")
+	// Checked here rather than in Validate, so that nothing is opened
+	// (and must be closed again) for a config that cannot work; a
+	// placeholder can be empty at run time.
+	if err := checkAppID(h.appID); err != nil {
+		return err
 	}
 	if secret == "" {
-		return fmt.Errorf("wechat_auth: app_secret is required")
+		return fmt.Errorf("app_secret is required (is its environment variable set?)")
 	}
+	h.applyDefaults()
 
-	h.metrics = newHandlerMetrics(ctx, appID)
-
-	opts := []wechat.Option{
-		wechat.WithBaseURL(apiBase),
+	h.headers = newIdentityHeaders(h)
+	h.paths = newEndpointPaths(h.PathPrefix)
+	h.metrics = newHandlerMetrics(ctx, h.appID)
+	h.client = wechat.NewClient(h.appID, secret,
+		wechat.WithBaseURL(cmp.Or(apiBase, wechat.DefaultBaseURL)),
 		wechat.WithTimeout(time.Duration(h.Timeout)),
 		wechat.WithMaxDataAge(time.Duration(h.MaxDataAge)),
-		wechat.WithObserver(h.metrics.observeAPI),
-	}
-	h.client = wechat.NewClient(appID, secret, opts...)
+		wechat.WithObserver(h.metrics.observeAPI))
 	// From here on the secret lives only inside the client, which redacts
-	// it whatever prints it; the config field (a placeholder or, worse, the
-	// literal) is not needed again, so nothing that dumps the handler can
-	// show it.
+	// it whatever prints it; the config field (a placeholder or, worse,
+	// the literal) is not needed again, so nothing that dumps the handler
+	// can show it.
 	h.AppSecret = ""
-	h.appIDValue = appID
 
-	if h.StoreRaw == nil {
-		h.StoreRaw = json.RawMessage(`{"backend":"memory"}`)
+	return h.openStore(ctx)
+}
+
+func (h *Handler) applyDefaults() {
+	h.PathPrefix = cmp.Or(h.PathPrefix, DefaultPathPrefix)
+	h.SessionTTL = cmp.Or(h.SessionTTL, caddy.Duration(DefaultSessionTTL))
+	h.Timeout = cmp.Or(h.Timeout, caddy.Duration(wechat.DefaultTimeout))
+	h.Mode = cmp.Or(h.Mode, ModeRequired)
+	h.HeaderOpenID = cmp.Or(h.HeaderOpenID, DefaultHeaderOpenID)
+	h.HeaderUnionID = cmp.Or(h.HeaderUnionID, DefaultHeaderUnionID)
+	h.HeaderPhone = cmp.Or(h.HeaderPhone, DefaultHeaderPhone)
+	h.HeaderCountryCode = cmp.Or(h.HeaderCountryCode, DefaultHeaderCountryCode)
+	h.HeaderAppID = cmp.Or(h.HeaderAppID, DefaultHeaderAppID)
+	if h.SessionKeyGrace == nil {
+		grace := caddy.Duration(DefaultSessionKeyGrace)
+		h.SessionKeyGrace = &grace
 	}
-	mod, err := ctx.LoadModule(h, "StoreRaw")
-	if err != nil {
-		return fmt.Errorf("wechat_auth: loading session store: %v", err)
-	}
-	storeMod, ok := mod.(StoreModule)
-	if !ok {
-		return fmt.Errorf("wechat_auth: module %T is not a session store", mod)
-	}
-	h.store, err = storeMod.Open(ctx, appID)
-	if err != nil {
-		return fmt.Errorf("wechat_auth: opening session store: %v", err)
-	}
-	h.metrics.watchSessions(h.store)
-	h.liveKey = registerLiveStore(appID, storeMod.CaddyModule().ID.Name(), h.store)
-	return nil
 }
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	if h.Mode != ModeRequired && h.Mode != ModeOptional {
-		return fmt.Errorf("wechat_auth: mode must be %q or %q, got %q", ModeRequired, ModeOptional, h.Mode)
+		return fmt.Errorf("mode must be %q or %q, got %q", ModeRequired, ModeOptional, h.Mode)
 	}
-	if h.SessionTTL < 0 {
-		return fmt.Errorf("wechat_auth: session_ttl must be positive")
+	if err := checkPathPrefix(h.PathPrefix); err != nil {
+		return err
 	}
-	if h.Timeout < 0 {
-		return fmt.Errorf("wechat_auth: timeout must be positive")
+	for _, c := range []struct {
+		name string
+		v    caddy.Duration
+		r    caddyconf.Range
+	}{
+		{"session_ttl", h.SessionTTL, sessionTTLRange},
+		{"session_key_grace", *h.SessionKeyGrace, sessionKeyGraceRange},
+		{"timeout", h.Timeout, timeoutRange},
+		{"max_data_age", h.MaxDataAge, maxDataAgeRange},
+	} {
+		if err := c.r.Check(c.name, time.Duration(c.v)); err != nil {
+			return err
+		}
 	}
-	if h.MaxDataAge < 0 {
-		return fmt.Errorf("wechat_auth: max_data_age must not be negative")
-	}
-	return nil
+	return checkHeaderNames(h)
 }
 
-// Cleanup releases the metrics collectors. The store module loaded in
-// Provision is cleaned up by Caddy itself (it was loaded through the
-// context), which is where the store's usage count drops.
+// Cleanup releases the metrics collectors and the store's admin
+// registration. The store module itself was loaded through the context,
+// so Caddy cleans it up, which is where the store's usage count drops.
 func (h *Handler) Cleanup() error {
 	if h.metrics != nil {
 		h.metrics.close()
 	}
-	if h.liveKey != "" {
-		_, _ = liveStores.Delete(h.liveKey)
+	if h.releaseStore != nil {
+		h.releaseStore()
 	}
 	return nil
 }
@@ -271,18 +274,18 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Before anything else, and for every request: a client must never be
 	// able to pose as a user by sending the identity headers itself.
-	h.stripIdentityHeaders(r.Header)
+	h.headers.strip(r)
 
 	switch r.URL.Path {
-	case h.pathLogin:
+	case h.paths.login:
 		return h.endpoint(w, r, http.MethodPost, h.serveLogin)
-	case h.pathPhone:
+	case h.paths.phone:
 		return h.endpoint(w, r, http.MethodPost, h.authenticated(h.servePhone))
-	case h.pathDecrypt:
+	case h.paths.decrypt:
 		return h.endpoint(w, r, http.MethodPost, h.authenticated(h.serveDecrypt))
-	case h.pathSession:
+	case h.paths.session:
 		return h.endpoint(w, r, http.MethodGet, h.authenticated(h.serveSession))
-	case h.pathLogout:
+	case h.paths.logout:
 		return h.endpoint(w, r, http.MethodPost, h.authenticated(h.serveLogout))
 	}
 	return h.passThrough(w, r, next)
@@ -295,12 +298,6 @@ func (h *Handler) endpoint(w http.ResponseWriter, r *http.Request, method string
 		return writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "this endpoint accepts "+method+" only")
 	}
 	return serve(w, r)
-}
-
-func setDefault(field *string, def string) {
-	if *field == "" {
-		*field = def
-	}
 }
 
 // Interface guards

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
@@ -190,7 +191,7 @@ func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *
 // certificate (it does so in the background after the config loads).
 func waitForCertificate(t *testing.T, client *http.Client, base string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "a TLS certificate for "+base, func() bool {
+	storetest.Eventually(t, 10*time.Second, "a TLS certificate for "+base, func() bool {
 		resp, err := client.Get(base + "/wechat/session")
 		if err == nil {
 			resp.Body.Close()

@@ -2,18 +2,14 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
 // maxCodeLength bounds a wx.login code (WeChat's are 32 characters).
@@ -35,13 +31,16 @@ type loginResponse struct {
 type loginResult struct {
 	token     string
 	expiresAt time.Time
-	user      User
+	user      store.User
 	retried   bool
 }
 
 // storeFailure marks an error of the session store inside a login, so that
 // it is answered 503 store_unavailable rather than as a WeChat failure.
-type storeFailure struct{ err error }
+type storeFailure struct {
+	operation string
+	err       error
+}
 
 func (e storeFailure) Error() string { return "session store: " + e.err.Error() }
 func (e storeFailure) Unwrap() error { return e.err }
@@ -70,8 +69,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		var sf storeFailure
 		if errors.As(err, &sf) {
 			h.metrics.login(codeStoreUnavailable)
-			h.logger.Error("login failed: session store", zap.Error(sf.err))
-			return writeStoreError(w)
+			return h.storeFailed(w, sf.operation, sf.err)
 		}
 		f := classifyWeChatError(err)
 		h.metrics.login(f.code)
@@ -109,13 +107,13 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 	case err == nil:
 		res, err := h.replayLogin(ctx, code, sealed)
 		if err != nil {
-			return nil, storeFailure{err}
+			return nil, storeFailure{"lookup", err}
 		}
 		if res != nil {
 			return res, nil
 		}
-	case !errors.Is(err, ErrNotFound):
-		return nil, storeFailure{err}
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, storeFailure{"get_login_result", err}
 	}
 
 	ws, err := h.client.Code2Session(ctx, code)
@@ -124,13 +122,13 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 	}
 	token, err := newToken()
 	if err != nil {
-		return nil, storeFailure{fmt.Errorf("generating token: %w", err)}
+		return nil, storeFailure{"create_session", fmt.Errorf("generating token: %w", err)}
 	}
-	th := HashToken(token)
-	user := User{OpenID: ws.OpenID, UnionID: ws.UnionID, SessionKey: ws.SessionKey}
-	expiresAt, err := h.store.CreateSession(ctx, th, user, time.Duration(h.SessionTTL))
+	th := store.HashToken(token)
+	user := store.User{OpenID: ws.OpenID, UnionID: ws.UnionID, SessionKey: ws.SessionKey}
+	expiresAt, err := h.store.CreateSession(ctx, th, user, time.Duration(h.SessionTTL), time.Duration(*h.SessionKeyGrace))
 	if err != nil {
-		return nil, storeFailure{err}
+		return nil, storeFailure{"create_session", err}
 	}
 	// Read the record back: a phone bound earlier (or a unionid learned
 	// earlier) belongs to the answer too.
@@ -156,8 +154,8 @@ func (h *Handler) replayLogin(ctx context.Context, code string, sealed []byte) (
 	if err != nil {
 		return nil, nil
 	}
-	sess, err := h.store.Lookup(withFreshLookup(ctx), HashToken(token))
-	if errors.Is(err, ErrNotFound) {
+	sess, err := store.LookupFresh(ctx, h.store, store.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -177,68 +175,4 @@ func validCode(code string) bool {
 		}
 	}
 	return true
-}
-
-// The answer to a login code is kept for retries under a key derived from
-// the code, and sealed with another key derived from it. A dump of the
-// store then holds neither codes nor tokens: to open an entry one needs
-// the code itself, and whoever holds a fresh code could log in with it
-// anyway. Domain-separated hashes keep the two keys unrelated.
-const (
-	loginKeyDomain  = "caddy-wechat-auth login-retry id\x00"
-	loginSealDomain = "caddy-wechat-auth login-retry seal\x00"
-)
-
-func (h *Handler) loginKey(code string) string {
-	sum := sha256.Sum256([]byte(loginKeyDomain + h.client.AppID() + "\x00" + code))
-	return hex.EncodeToString(sum[:])
-}
-
-type sealedLogin struct {
-	Token     string `json:"t"`
-	ExpiresAt int64  `json:"e"`
-}
-
-func loginAEAD(appID, code string) (cipher.AEAD, error) {
-	key := sha256.Sum256([]byte(loginSealDomain + appID + "\x00" + code))
-	block, err := aes.NewCipher(key[:])
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-func sealLoginResult(appID, code, token string, expiresAt time.Time) ([]byte, error) {
-	aead, err := loginAEAD(appID, code)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := json.Marshal(sealedLogin{Token: token, ExpiresAt: expiresAt.Unix()})
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return aead.Seal(nonce, nonce, plain, nil), nil
-}
-
-func openLoginResult(appID, code string, sealed []byte) (string, time.Time, error) {
-	aead, err := loginAEAD(appID, code)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return "", time.Time{}, errors.New("sealed login result too short")
-	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	var sl sealedLogin
-	if err := json.Unmarshal(plain, &sl); err != nil {
-		return "", time.Time{}, err
-	}
-	return sl.Token, time.Unix(sl.ExpiresAt, 0), nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
@@ -21,6 +22,8 @@ type handlerMetrics struct {
 	apiRequests *prometheus.CounterVec
 	apiDuration *prometheus.HistogramVec
 	requests    *prometheus.CounterVec
+	storeErrors *prometheus.CounterVec
+	decryptions *prometheus.CounterVec
 	sessions    prometheus.Collector
 	registry    *prometheus.Registry
 	labels      prometheus.Labels
@@ -74,6 +77,18 @@ func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
 		Help:        "Pass-through decisions (authorized, anonymous, unauthenticated, forbidden, store_error).",
 		ConstLabels: labels,
 	}, []string{"result"}))
+	m.storeErrors = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "store_errors_total",
+		Help:        "Failures of the session store by operation (lookup, create_session, delete_session, bind_phone, ...), each answered 503.",
+		ConstLabels: labels,
+	}, []string{"operation"}))
+	m.decryptions = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:        "decryptions_total",
+		Help:        "Open data decrypted for /phone (legacy form) and /decrypt, by the key that opened it (current_key, previous_key) or the error code answered.",
+		ConstLabels: labels,
+	}, []string{"endpoint", "result"}))
 	m.authorized = m.requests.WithLabelValues(resultAuthorized)
 	m.anonymous = m.requests.WithLabelValues(resultAnonymous)
 	m.unauthenticated = m.requests.WithLabelValues(resultUnauthenticated)
@@ -84,7 +99,7 @@ func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
 
 // watchSessions exports the live session count of store as a gauge, read
 // at scrape time.
-func (m *handlerMetrics) watchSessions(store Store) {
+func (m *handlerMetrics) watchSessions(s store.Store) {
 	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name:        "sessions",
@@ -93,7 +108,7 @@ func (m *handlerMetrics) watchSessions(store Store) {
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		n, err := store.Count(ctx)
+		n, err := s.Count(ctx)
 		if err != nil {
 			return -1
 		}

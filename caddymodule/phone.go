@@ -1,17 +1,18 @@
 package caddymodule
 
 import (
-	"encoding/json"
+	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
 // phoneRequest carries either form of getPhoneNumber's result: the
-// one-time code (base library 2.21.2 and later) or the legacy sealed
-// payload.
+// one-time code (base library 2.21.2 and later, and the real-time
+// getRealtimePhoneNumber component) or the legacy sealed payload.
 type phoneRequest struct {
 	Code          string `json:"code"`
 	EncryptedData string `json:"encryptedData"`
@@ -26,14 +27,16 @@ type phoneResponse struct {
 
 // servePhone exchanges or decrypts a phone number and binds it to the
 // caller, so it is forwarded upstream from then on.
-func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash, sess Session) error {
+func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.TokenHash, sess store.Session) error {
 	var req phoneRequest
 	if !decodeJSONBody(w, r, &req) {
 		return nil
 	}
+	openid := zap.String("openid", sess.User.OpenID)
 	var (
-		phoneNumber, purePhone, countryCode string
-		form                                string
+		info     *wechat.PhoneInfo
+		form     string
+		keyField = zap.Skip()
 	)
 	switch {
 	case req.Code != "":
@@ -44,95 +47,51 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ TokenHash
 		// tapped the button in this mini program, and the caller's token
 		// says who that is.
 		form = "code"
-		info, err := h.client.PhoneNumber(r.Context(), req.Code)
-		if err != nil {
-			return h.phoneFailure(w, sess.User.OpenID, form, err)
+		var err error
+		if info, err = h.client.PhoneNumber(r.Context(), req.Code); err != nil {
+			f := classifyPhoneCodeError(err)
+			h.logger.Warn("phone binding failed", openid, zap.String("form", form),
+				zap.String("result", f.code), errcodeField(err), zap.Error(err))
+			return f.write(w)
 		}
-		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
 	case req.EncryptedData != "" && req.IV != "":
 		form = "encrypted"
-		info, err := h.client.DecryptPhone(sess.User.SessionKey, req.EncryptedData, req.IV)
+		var (
+			key string
+			err error
+		)
+		info, key, err = openSealed(r.Context(), h, sess.User.OpenID, sess.User.SessionKey, func(sessionKey string) (*wechat.PhoneInfo, error) {
+			return h.client.DecryptPhone(sessionKey, req.EncryptedData, req.IV)
+		})
 		if err != nil {
-			return h.phoneFailure(w, sess.User.OpenID, form, err)
+			return h.sealedFailed(w, "phone", err, openid, zap.String("form", form))
 		}
-		phoneNumber, purePhone, countryCode = info.PhoneNumber, info.PurePhoneNumber, info.CountryCode
+		h.metrics.decryptions.WithLabelValues("phone", key).Inc()
+		keyField = zap.String("key", key)
 	default:
 		return writeError(w, http.StatusBadRequest, codeInvalidRequest, `send {"code"} or {"encryptedData", "iv"} from getPhoneNumber`)
 	}
-	if purePhone == "" {
+	if info.PurePhoneNumber == "" {
 		return writeError(w, http.StatusBadGateway, codeWeChatError, "WeChat returned no phone number")
 	}
 
-	if err := h.store.BindPhone(r.Context(), sess.User.OpenID, purePhone, countryCode); err != nil {
-		h.logger.Error("phone binding failed",
-			zap.String("openid", sess.User.OpenID),
-			zap.String("form", form),
-			zap.String("result", codeStoreUnavailable),
-			zap.Error(err))
-		return writeStoreError(w)
+	err := h.store.BindPhone(r.Context(), sess.User.OpenID, info.PurePhoneNumber, info.CountryCode)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Logged out or revoked since the token was checked.
+		return h.unauthenticated(w, true)
+	case err != nil:
+		return h.storeFailed(w, "bind_phone", err, openid, zap.String("form", form))
 	}
-	h.logger.Info("phone bound",
-		zap.String("openid", sess.User.OpenID),
+	h.logger.Info("phone bound", openid,
 		zap.String("form", form),
+		keyField,
 		zap.String("result", "ok"),
-		zap.String("phone", wechat.MaskPhone(purePhone)),
-		zap.String("country_code", countryCode))
+		zap.String("phone", wechat.MaskPhone(info.PurePhoneNumber)),
+		zap.String("country_code", info.CountryCode))
 	return writeJSON(w, http.StatusOK, phoneResponse{
-		PhoneNumber:     phoneNumber,
-		PurePhoneNumber: purePhone,
-		CountryCode:     countryCode,
+		PhoneNumber:     info.PhoneNumber,
+		PurePhoneNumber: info.PurePhoneNumber,
+		CountryCode:     info.CountryCode,
 	})
-}
-
-// phoneFailure logs the one line of a failed phone binding and answers
-// it. The error comes from the wechat package, which keeps secrets out of
-// it.
-func (h *Handler) phoneFailure(w http.ResponseWriter, openid, form string, err error) error {
-	f := classifyWeChatError(err)
-	h.logger.Warn("phone binding failed",
-		zap.String("openid", openid),
-		zap.String("form", form),
-		zap.String("result", f.code),
-		errcodeField(err),
-		zap.Error(err))
-	return f.write(w)
-}
-
-type decryptRequest struct {
-	EncryptedData string `json:"encryptedData"`
-	IV            string `json:"iv"`
-}
-
-// serveDecrypt opens any open data (userInfo, WeRun, share info) sealed
-// with the caller's session key.
-func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ TokenHash, sess Session) error {
-	var req decryptRequest
-	if !decodeJSONBody(w, r, &req) {
-		return nil
-	}
-	if req.EncryptedData == "" || req.IV == "" {
-		return writeError(w, http.StatusBadRequest, codeInvalidRequest, `send {"encryptedData", "iv"}`)
-	}
-	raw, err := h.client.Decrypt(sess.User.SessionKey, req.EncryptedData, req.IV)
-	if err != nil {
-		return classifyWeChatError(err).write(w)
-	}
-	// The watermark proves the data was sealed for this app; an openId in
-	// it must also be the caller's, or one user could have another user's
-	// data (sealed under a key they once held) read back as their own.
-	var owner struct {
-		OpenID *string `json:"openId"`
-	}
-	if err := json.Unmarshal(raw, &owner); err != nil {
-		return writeError(w, http.StatusBadRequest, codeDecryptFailed, "the decrypted data is not a JSON object")
-	}
-	if owner.OpenID != nil && *owner.OpenID != sess.User.OpenID {
-		h.logger.Warn("decrypted data names another user", zap.String("openid", sess.User.OpenID))
-		return writeError(w, http.StatusBadRequest, codeWatermarkMismatch, "the data belongs to another user")
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(raw)
-	return nil
 }

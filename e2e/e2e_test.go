@@ -24,8 +24,11 @@ const (
 	xcaddyVersion = "v0.4.5"
 	caddyVersion  = "v2.11.9"
 	modulePath    = "github.com/caddy-wechat-auth/caddy-wechat-auth"
-	gateway       = "http://localhost:8080"
-	mock          = "http://localhost:9001"
+	// unpublished is the version xcaddy is told for a checkout: the module
+	// proxy does not know the module, and a replacement needs a version.
+	unpublished = "v0.0.0-00010101000000-000000000000"
+	gateway     = "http://localhost:8080"
+	mock        = "http://localhost:9001"
 )
 
 // buildWithXcaddy builds Caddy with this checkout as the plugin. The
@@ -42,9 +45,16 @@ func buildWithXcaddy(t *testing.T, repoRoot string) string {
 	cmd := exec.CommandContext(ctx, "go", "run", "github.com/caddyserver/xcaddy/cmd/xcaddy@"+xcaddyVersion,
 		"build", caddyVersion,
 		"--output", out,
-		"--with", modulePath+"@v0.0.0-00010101000000-000000000000="+repoRoot)
+		"--with", modulePath+"@"+unpublished+"="+repoRoot,
+		// The dev mock is a package of the same module, so the replacement
+		// above serves it too; production builds leave this line out.
+		"--with", modulePath+"/caddymodule/wechatmock@"+unpublished)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "XCADDY_SKIP_CLEANUP=0")
+	// GOPRIVATE: the module is not on the proxy; without it, resolving
+	// the mock's package path asks the proxy about
+	// <module>/caddymodule/wechatmock as a module of its own, and a proxy
+	// that answers 403 rather than 404 stops the build.
+	cmd.Env = append(os.Environ(), "XCADDY_SKIP_CLEANUP=0", "GOPRIVATE=github.com/caddy-wechat-auth")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Run(); err != nil {

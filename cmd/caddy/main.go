@@ -1,9 +1,10 @@
-// Command caddy is Caddy with the standard modules and caddy-wechat-auth,
-// for running the demo and the benchmarks straight from a checkout:
+// Command caddy is Caddy with the standard modules, caddy-wechat-auth and
+// its dev-only wechat_mock, for running the demo and the benchmarks
+// straight from a checkout:
 //
 //	go run ./cmd/caddy run --config Caddyfile.example
 //
-// Production builds use xcaddy (see the README); both give the same binary.
+// Production builds use xcaddy without the mock (see the README).
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-wechat-auth/caddy-wechat-auth"
+	_ "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/wechatmock"
 )
 
 func main() {

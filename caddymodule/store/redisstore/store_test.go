@@ -1,21 +1,15 @@
-package caddymodule
+package redisstore
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,169 +18,37 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 )
-
-// redisServer is a redis-server process started by a test.
-type redisServer struct {
-	t    testing.TB
-	bin  string
-	port int
-	args []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan struct{}
-}
-
-// startRedis starts a private redis-server on a free loopback port and
-// stops it when the test ends. Without extra arguments it keeps nothing on
-// disk; pass e.g. "--appendonly", "yes" for a server whose data survives
-// restart. stop and restart may be called any number of times.
-//
-// When redis-server is not installed the test is skipped, except in CI
-// (CI=true), where that is a failure: the Redis tests must run there.
-func startRedis(t testing.TB, extraArgs ...string) (addr string, stop, restart func()) {
-	r := startRedisServer(t, extraArgs...)
-	return r.addr(), r.stop, r.restart
-}
-
-func startRedisServer(t testing.TB, extraArgs ...string) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is required in CI (.ci/install-deps.sh installs it): %v", err)
-		}
-		t.Skipf("redis-server not installed: %v", err)
-	}
-	dir := t.TempDir()
-	r := &redisServer{t: t, bin: bin}
-	for attempt := 0; ; attempt++ {
-		r.port = freePort(t)
-		r.args = append([]string{
-			"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-			"--dir", dir, "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--logfile", "",
-		}, extraArgs...)
-		err := r.start()
-		if err == nil {
-			break
-		}
-		if attempt == 2 { // the port was taken in between, three times
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (r *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
-
-func (r *redisServer) start() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		return nil
-	}
-	cmd := exec.Command(r.bin, r.args...)
-	out := new(bytes.Buffer)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !redisPing(r.addr()) {
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server exited: %s", out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("redis-server did not answer PING: %s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.cmd, r.out, r.done = cmd, out, done
-	return nil
-}
-
-// redisPing speaks just enough RESP to know the server is up.
-func redisPing(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	// A server with requirepass answers NOAUTH: it is up all the same.
-	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
-}
-
-// stop shuts the server down (SIGTERM, so that an append-only file is
-// flushed), killing it if it does not go within 5s.
-func (r *redisServer) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(5 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
-	r.cmd = nil
-}
-
-func (r *redisServer) restart() {
-	r.stop()
-	if err := r.start(); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// pause freezes the server (SIGSTOP): connections stay open but nothing
-// answers, as with a hung or overloaded Redis.
-func (r *redisServer) pause() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cmd.Process.Signal(syscall.SIGSTOP)
-}
-
-func (r *redisServer) resume() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cmd.Process.Signal(syscall.SIGCONT)
-}
 
 // openRedis provisions a RedisStore module as Caddy would and opens the
 // store of appID; the returned cleanup is what Caddy calls when the config
 // is unloaded.
 func openRedis(t testing.TB, m *RedisStore, appID string, logs **observer.ObservedLogs) (*redisStore, func()) {
 	t.Helper()
-	s, cleanup := openStoreModule(t, m, func(l *zap.Logger) { m.logger = l }, zap.DebugLevel, appID, logs)
+	s, cleanup := storetest.OpenModule(t, m, appID, func() {
+		m.logger = zap.NewNop()
+		if logs != nil {
+			core, obs := observer.New(zap.DebugLevel)
+			m.logger, *logs = zap.New(core), obs
+		}
+	})
 	return s.(*redisStore), cleanup
+}
+
+// wantCount checks Count exactly (the index answers it exactly).
+func wantCount(t testing.TB, s store.Store, want int) {
+	t.Helper()
+	n, err := s.Count(context.Background())
+	if err != nil {
+		t.Fatalf("Count: %v", err)
+	}
+	if n != want {
+		t.Fatalf("Count = %d, want %d", n, want)
+	}
 }
 
 func durationPtr(d time.Duration) *caddy.Duration {
@@ -195,13 +57,13 @@ func durationPtr(d time.Duration) *caddy.Duration {
 }
 
 func TestRedisStoreConformance(t *testing.T) {
-	addr, _, _ := startRedis(t)
-	for _, cache := range []time.Duration{DefaultRedisCacheTTL, 0} {
+	addr := redistest.Start(t).Addr()
+	for _, cache := range []time.Duration{DefaultCacheTTL, 0} {
 		t.Run(fmt.Sprint("cache_ttl=", cache), func(t *testing.T) {
-			testStoreConformance(t, func(t *testing.T, appID string) Store {
+			storetest.Suite{Open: func(t *testing.T, appID string) store.Store {
 				s, _ := openRedis(t, &RedisStore{Address: addr, CacheTTL: durationPtr(cache)}, appID, nil)
 				return s
-			})
+			}}.Run(t)
 		})
 	}
 }
@@ -209,8 +71,8 @@ func TestRedisStoreConformance(t *testing.T) {
 // TestRedisStoreSharedByGateways runs two stores on one Redis with their
 // own clients and caches, as two Caddy instances would.
 func TestRedisStoreSharedByGateways(t *testing.T) {
-	addr, _, _ := startRedis(t)
-	app := appIDFor(t, "")
+	addr := redistest.Start(t).Addr()
+	app := storetest.AppID(t, "")
 	const cacheTTL = 100 * time.Millisecond
 	a, _ := openRedis(t, &RedisStore{Address: addr, CacheTTL: durationPtr(cacheTTL)}, app, nil)
 	// A different timeout makes a different pool entry: its own client
@@ -220,71 +82,71 @@ func TestRedisStoreSharedByGateways(t *testing.T) {
 		t.Fatal("the two gateways share a client")
 	}
 	ctx := context.Background()
-	gone := func(s Store, h TokenHash) func() bool {
-		return func() bool { _, err := s.Lookup(ctx, h); return errors.Is(err, ErrNotFound) }
+	gone := func(s store.Store, h store.TokenHash) func() bool {
+		return func() bool { _, err := s.Lookup(ctx, h); return errors.Is(err, store.ErrNotFound) }
 	}
 
-	alice := User{OpenID: "o-alice", UnionID: "u-alice", SessionKey: "k1"}
-	h1, h2 := testHash("g1"), testHash("g2")
-	mustCreate(t, a, h1, alice, time.Hour)
-	if u := mustLookup(t, b, h1).User; u != alice {
+	alice := store.User{OpenID: "o-alice", UnionID: "u-alice", SessionKey: "k1"}
+	h1, h2 := storetest.Hash("g1"), storetest.Hash("g2")
+	storetest.MustCreate(t, a, h1, alice, time.Hour)
+	if u := storetest.MustLookup(t, b, h1).User; u != alice {
 		t.Fatalf("login on A seen on B as %+v", u)
 	}
-	mustCreate(t, b, h2, alice, time.Hour)
-	mustLookup(t, a, h2)
+	storetest.MustCreate(t, b, h2, alice, time.Hour)
+	storetest.MustLookup(t, a, h2)
 
 	// Phone bound on A: B has h1 cached, and sees the phone within
 	// cache_ttl.
 	if err := a.BindPhone(ctx, alice.OpenID, "13800001111", "86"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*cacheTTL, "phone bound on A seen on B", func() bool {
-		return mustLookup(t, b, h1).User.Phone == "13800001111"
+	storetest.Eventually(t, 10*cacheTTL, "phone bound on A seen on B", func() bool {
+		return storetest.MustLookup(t, b, h1).User.Phone == "13800001111"
 	})
 
 	// Re-login on B rotates the key for A's cached tokens too.
-	mustCreate(t, b, testHash("g3"), User{OpenID: alice.OpenID, SessionKey: "k2"}, time.Hour)
-	eventually(t, 10*cacheTTL, "new session key seen on A", func() bool {
-		return mustLookup(t, a, h2).User.SessionKey == "k2"
+	storetest.MustCreate(t, b, storetest.Hash("g3"), store.User{OpenID: alice.OpenID, SessionKey: "k2"}, time.Hour)
+	storetest.Eventually(t, 10*cacheTTL, "new session key seen on A", func() bool {
+		return storetest.MustLookup(t, a, h2).User.SessionKey == "k2"
 	})
 	// A caller that needs the newest key gets it at once.
-	mustCreate(t, b, testHash("g4"), User{OpenID: alice.OpenID, SessionKey: "k3"}, time.Hour)
-	if sess, err := a.Lookup(withFreshLookup(ctx), h2); err != nil || sess.User.SessionKey != "k3" {
+	storetest.MustCreate(t, b, storetest.Hash("g4"), store.User{OpenID: alice.OpenID, SessionKey: "k3"}, time.Hour)
+	if sess, err := a.LookupFresh(ctx, h2); err != nil || sess.User.SessionKey != "k3" {
 		t.Fatalf("fresh look-up: %+v, %v", sess.User, err)
 	}
 
 	// Logout on B: gone on B at once, on A within cache_ttl.
-	mustLookup(t, a, h1)
+	storetest.MustLookup(t, a, h1)
 	if err := b.DeleteSession(ctx, h1); err != nil {
 		t.Fatal(err)
 	}
-	wantNotFound(t, b, h1)
-	eventually(t, 10*cacheTTL, "logout on B seen on A", gone(a, h1))
+	storetest.WantNotFound(t, b, h1)
+	storetest.Eventually(t, 10*cacheTTL, "logout on B seen on A", gone(a, h1))
 
 	// Revoke on A reaches tokens created on B.
-	mustLookup(t, b, h2)
+	storetest.MustLookup(t, b, h2)
 	if n, err := a.RevokeUser(ctx, alice.OpenID); err != nil || n != 3 {
 		t.Fatalf("RevokeUser = %d, %v; want 3", n, err)
 	}
-	eventually(t, 10*cacheTTL, "revoke on A seen on B", gone(b, h2))
+	storetest.Eventually(t, 10*cacheTTL, "revoke on A seen on B", gone(b, h2))
 	wantCount(t, a, 0)
 	wantCount(t, b, 0)
 }
 
 func TestRedisStoreRestartKeepsSessions(t *testing.T) {
-	srv := startRedisServer(t, "--appendonly", "yes", "--appendfsync", "always")
-	s, _ := openRedis(t, &RedisStore{Address: srv.addr(), CacheTTL: durationPtr(0)}, appIDFor(t, ""), nil)
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	s, _ := openRedis(t, &RedisStore{Address: srv.Addr(), CacheTTL: durationPtr(0)}, storetest.AppID(t, ""), nil)
 	ctx := context.Background()
-	h := testHash("persist")
-	u := User{OpenID: "o", SessionKey: "k", Phone: "13800001111", CountryCode: "86"}
-	exp := mustCreate(t, s, h, u, time.Hour)
+	h := storetest.Hash("persist")
+	u := store.User{OpenID: "o", SessionKey: "k", Phone: "13800001111", CountryCode: "86"}
+	exp := storetest.MustCreate(t, s, h, u, time.Hour)
 	if err := s.PutLoginResult(ctx, "code", []byte("sealed"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	srv.restart()
+	srv.Restart()
 	// The same store, not reopened: its client reconnects.
-	var sess Session
-	eventually(t, 10*time.Second, "look-up after the Redis restart", func() bool {
+	var sess store.Session
+	storetest.Eventually(t, 10*time.Second, "look-up after the Redis restart", func() bool {
 		var err error
 		sess, err = s.Lookup(ctx, h)
 		return err == nil
@@ -302,17 +164,17 @@ func TestRedisStoreRestartKeepsSessions(t *testing.T) {
 // "not authenticated" (401), it costs at most about the timeout, and the
 // store heals without being reopened.
 func TestRedisStoreOutage(t *testing.T) {
-	srv := startRedisServer(t, "--appendonly", "yes")
+	srv := redistest.Start(t, "--appendonly", "yes")
 	const timeout = 300 * time.Millisecond
-	s, _ := openRedis(t, &RedisStore{Address: srv.addr(), CacheTTL: durationPtr(0), Timeout: caddy.Duration(timeout)}, appIDFor(t, ""), nil)
+	s, _ := openRedis(t, &RedisStore{Address: srv.Addr(), CacheTTL: durationPtr(0), Timeout: caddy.Duration(timeout)}, storetest.AppID(t, ""), nil)
 	ctx := context.Background()
-	h := testHash("outage")
-	mustCreate(t, s, h, User{OpenID: "o", SessionKey: "k"}, time.Hour)
+	h := storetest.Hash("outage")
+	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
 
 	storeDown := func(what string, err error, took time.Duration) {
 		t.Helper()
-		if err == nil || errors.Is(err, ErrNotFound) {
-			t.Fatalf("%s during the outage: %v, want a store error (not ErrNotFound)", what, err)
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s during the outage: %v, want a store error (not store.ErrNotFound)", what, err)
 		}
 		if took > 4*timeout {
 			t.Fatalf("%s took %v with a %v timeout", what, took, timeout)
@@ -324,7 +186,7 @@ func TestRedisStoreOutage(t *testing.T) {
 		_, err := s.Lookup(ctx, h)
 		storeDown("Lookup", err, time.Since(start))
 		start = time.Now()
-		_, err = s.CreateSession(ctx, testHash("new"), User{OpenID: "o", SessionKey: "k"}, time.Hour)
+		_, err = s.CreateSession(ctx, storetest.Hash("new"), store.User{OpenID: "o", SessionKey: "k"}, time.Hour, 0)
 		storeDown("CreateSession", err, time.Since(start))
 		start = time.Now()
 		_, err = s.GetLoginResult(ctx, "code")
@@ -338,38 +200,38 @@ func TestRedisStoreOutage(t *testing.T) {
 	}
 
 	// Hung: the connection is open, nothing answers.
-	srv.pause()
+	srv.Pause()
 	check()
-	srv.resume()
-	eventually(t, 10*time.Second, "recovery from a hung Redis", func() bool {
+	srv.Resume()
+	storetest.Eventually(t, 10*time.Second, "recovery from a hung Redis", func() bool {
 		_, err := s.Lookup(ctx, h)
 		return err == nil
 	})
 
 	// Gone: connections refused.
-	srv.stop()
+	srv.Stop()
 	for range 3 { // also after the pool has given up dialing
 		check()
 	}
-	srv.restart()
-	eventually(t, 10*time.Second, "recovery after Redis came back", func() bool {
+	srv.Restart()
+	storetest.Eventually(t, 10*time.Second, "recovery after Redis came back", func() bool {
 		_, err := s.Lookup(ctx, h)
 		return err == nil
 	})
-	mustCreate(t, s, testHash("after"), User{OpenID: "o", SessionKey: "k"}, time.Hour)
-	mustLookup(t, s, testHash("after"))
+	storetest.MustCreate(t, s, storetest.Hash("after"), store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
+	storetest.MustLookup(t, s, storetest.Hash("after"))
 }
 
 // TestRedisStoreCacheServesDuringOutage: a token validated within
 // cache_ttl keeps passing while Redis is briefly away.
 func TestRedisStoreCacheServesDuringOutage(t *testing.T) {
-	srv := startRedisServer(t)
-	s, _ := openRedis(t, &RedisStore{Address: srv.addr(), CacheTTL: durationPtr(time.Minute)}, appIDFor(t, ""), nil)
-	h := testHash("cached")
-	mustCreate(t, s, h, User{OpenID: "o", SessionKey: "k"}, time.Hour)
-	mustLookup(t, s, h)
-	srv.stop()
-	mustLookup(t, s, h)
+	srv := redistest.Start(t)
+	s, _ := openRedis(t, &RedisStore{Address: srv.Addr(), CacheTTL: durationPtr(time.Minute)}, storetest.AppID(t, ""), nil)
+	h := storetest.Hash("cached")
+	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
+	storetest.MustLookup(t, s, h)
+	srv.Stop()
+	storetest.MustLookup(t, s, h)
 	// A logout on this instance is honoured even though Redis is down.
 	if err := s.DeleteSession(context.Background(), h); err == nil {
 		t.Fatal("DeleteSession with Redis down reported success")
@@ -380,38 +242,32 @@ func TestRedisStoreCacheServesDuringOutage(t *testing.T) {
 }
 
 func TestRedisStoreCacheBounded(t *testing.T) {
-	addr, _, _ := startRedis(t)
-	s, _ := openRedis(t, &RedisStore{Address: addr}, appIDFor(t, ""), nil)
-	for i := range redisCacheMax + 10 {
-		h := seqHash(i)
-		s.cacheMu.Lock()
-		if len(s.cache) >= redisCacheMax {
-			s.cache = make(map[TokenHash]redisCached)
-		}
-		s.cache[h] = redisCached{until: time.Now().Add(time.Hour).UnixNano()}
-		s.cacheMu.Unlock()
+	addr := redistest.Start(t).Addr()
+	s, _ := openRedis(t, &RedisStore{Address: addr}, storetest.AppID(t, ""), nil)
+	for i := range lookupCacheMax + 10 {
+		s.cache.put(storetest.SeqHash(i), store.Session{ExpiresAt: time.Now().Add(time.Hour)}, s.cache.generation(), time.Now())
 	}
-	h := testHash("bounded")
-	mustCreate(t, s, h, User{OpenID: "o", SessionKey: "k"}, time.Hour)
-	mustLookup(t, s, h)
-	s.cacheMu.RLock()
-	n := len(s.cache)
-	s.cacheMu.RUnlock()
-	if n > redisCacheMax {
-		t.Fatalf("cache holds %d entries, bound is %d", n, redisCacheMax)
+	h := storetest.Hash("bounded")
+	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
+	storetest.MustLookup(t, s, h)
+	s.cache.mu.RLock()
+	n := len(s.cache.entries)
+	s.cache.mu.RUnlock()
+	if n > lookupCacheMax {
+		t.Fatalf("cache holds %d entries, bound is %d", n, lookupCacheMax)
 	}
 }
 
 // TestRedisStoreKeyLayout pins the documented keys, and that no raw token
 // reaches Redis.
 func TestRedisStoreKeyLayout(t *testing.T) {
-	addr, _, _ := startRedis(t)
-	app := appIDFor(t, "")
+	addr := redistest.Start(t).Addr()
+	app := storetest.AppID(t, "")
 	s, _ := openRedis(t, &RedisStore{Address: addr, KeyPrefix: "myprefix:"}, app, nil)
 	ctx := context.Background()
 	token := "the-raw-token-value"
-	h := HashToken(token)
-	mustCreate(t, s, h, User{OpenID: "o-1", SessionKey: "sk"}, time.Minute)
+	h := store.HashToken(token)
+	storetest.MustCreate(t, s, h, store.User{OpenID: "o-1", SessionKey: "sk"}, time.Minute)
 	if err := s.PutLoginResult(ctx, "c", []byte("r"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -443,22 +299,22 @@ func TestRedisStoreKeyLayout(t *testing.T) {
 
 func TestRedisStorePasswordAndPlaceholders(t *testing.T) {
 	const password = "s3cret-Pa55word"
-	addr, _, _ := startRedis(t, "--requirepass", password)
+	addr := redistest.Start(t, "--requirepass", password).Addr()
 	t.Setenv("TEST_REDIS_PASSWORD", password)
 	t.Setenv("TEST_REDIS_ADDR", addr)
 
 	var logs *observer.ObservedLogs
-	s, _ := openRedis(t, &RedisStore{Address: "{env.TEST_REDIS_ADDR}", Password: "{env.TEST_REDIS_PASSWORD}"}, appIDFor(t, ""), &logs)
-	h := testHash("pw")
-	mustCreate(t, s, h, User{OpenID: "o", SessionKey: "k"}, time.Hour)
-	mustLookup(t, s, h)
+	s, _ := openRedis(t, &RedisStore{Address: "{env.TEST_REDIS_ADDR}", Password: "{env.TEST_REDIS_PASSWORD}"}, storetest.AppID(t, ""), &logs)
+	h := storetest.Hash("pw")
+	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
+	storetest.MustLookup(t, s, h)
 
-	// A wrong password: a store error (503), never ErrNotFound, and the
+	// A wrong password: a store error (503), never store.ErrNotFound, and the
 	// password is in no log line or error.
 	var badLogs *observer.ObservedLogs
-	bad, _ := openRedis(t, &RedisStore{Address: addr, Password: "wrong-" + password}, appIDFor(t, "bad"), &badLogs)
+	bad, _ := openRedis(t, &RedisStore{Address: addr, Password: "wrong-" + password}, storetest.AppID(t, "bad"), &badLogs)
 	_, err := bad.Lookup(context.Background(), h)
-	if err == nil || errors.Is(err, ErrNotFound) {
+	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Lookup with a wrong password: %v", err)
 	}
 	if strings.Contains(err.Error(), password) {
@@ -476,19 +332,19 @@ func TestRedisStorePasswordAndPlaceholders(t *testing.T) {
 }
 
 func TestRedisStoreGoroutinesReleased(t *testing.T) {
-	addr, _, _ := startRedis(t)
+	addr := redistest.Start(t).Addr()
 	runtime.GC()
 	base := runtime.NumGoroutine()
 	for i := range 3 {
-		s, cleanup := openRedis(t, &RedisStore{Address: addr}, appIDFor(t, fmt.Sprint(i)), nil)
+		s, cleanup := openRedis(t, &RedisStore{Address: addr}, storetest.AppID(t, fmt.Sprint(i)), nil)
 		var wg sync.WaitGroup
 		for j := range 20 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				h := seqHash(j)
-				mustCreate(t, s, h, User{OpenID: "o", SessionKey: "k"}, time.Hour)
-				mustLookup(t, s, h)
+				h := storetest.SeqHash(j)
+				storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
+				storetest.MustLookup(t, s, h)
 			}()
 		}
 		wg.Wait()
@@ -496,7 +352,7 @@ func TestRedisStoreGoroutinesReleased(t *testing.T) {
 	}
 	// A store opened while Redis is down must not leave its dialer
 	// behind either.
-	_, cleanup := openRedis(t, &RedisStore{Address: "127.0.0.1:" + strconv.Itoa(freePort(t)), Timeout: caddy.Duration(100 * time.Millisecond)}, appIDFor(t, "down"), nil)
+	_, cleanup := openRedis(t, &RedisStore{Address: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)), Timeout: caddy.Duration(100 * time.Millisecond)}, storetest.AppID(t, "down"), nil)
 	cleanup()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > base {
@@ -509,8 +365,8 @@ func TestRedisStoreGoroutinesReleased(t *testing.T) {
 }
 
 func TestRedisStorePool(t *testing.T) {
-	addr, _, _ := startRedis(t)
-	app := appIDFor(t, "")
+	addr := redistest.Start(t).Addr()
+	app := storetest.AppID(t, "")
 	a, cleanupA := openRedis(t, &RedisStore{Address: addr}, app, nil)
 	b, cleanupB := openRedis(t, &RedisStore{Address: addr}, app, nil)
 	if a != b {
@@ -521,14 +377,14 @@ func TestRedisStorePool(t *testing.T) {
 		t.Fatal("two apps share a store")
 	}
 	cleanupA()
-	h := testHash("pool")
-	mustCreate(t, b, h, User{OpenID: "o", SessionKey: "k"}, time.Hour)
+	h := storetest.Hash("pool")
+	storetest.MustCreate(t, b, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
 	cleanupB()
 	if err := b.client.Ping(context.Background()).Err(); !errors.Is(err, redis.ErrClosed) {
 		t.Fatalf("client still open after the last Cleanup: %v", err)
 	}
 	c, _ := openRedis(t, &RedisStore{Address: addr}, app, nil)
-	mustLookup(t, c, h)
+	storetest.MustLookup(t, c, h)
 }
 
 func TestRedisStoreCaddyfile(t *testing.T) {
@@ -574,12 +430,12 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		"redis {\n db -1\n}":            "db",
 		"redis {\n cache_ttl soon\n}":   "cache_ttl",
 		"redis {\n timeout 0s\n}":       "timeout",
-		"redis {\n timeout\n}":          "wrong argument count",
-		"redis {\n address\n}":          "wrong argument count",
-		"redis {\n address a b\n}":      "too many arguments",
-		"redis {\n tls yes\n}":          "too many arguments",
+		"redis {\n timeout\n}":          "needs one argument",
+		"redis {\n address\n}":          "needs one argument",
+		"redis {\n address a b\n}":      "takes one argument",
+		"redis {\n tls yes\n}":          "no arguments",
 		"redis {\n adress localhost\n}": "adress",
-		"redis extra":                   "wrong argument count",
+		"redis extra":                   "no arguments",
 	} {
 		var r RedisStore
 		err := r.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
@@ -592,13 +448,17 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := caddy.Context{Context: context.Background()}
-	if err := (&RedisStore{DB: -1}).Provision(ctx); err == nil {
+	if err := (&RedisStore{DB: -1}).Validate(); err == nil {
 		t.Fatal("negative db accepted")
 	}
-	if err := (&RedisStore{CacheTTL: durationPtr(-time.Second)}).Provision(ctx); err == nil {
+	if err := (&RedisStore{CacheTTL: durationPtr(-time.Second)}).Validate(); err == nil {
 		t.Fatal("negative cache_ttl accepted")
 	}
-	if _, err := (&RedisStore{Address: "no-port"}).Open(ctx, "wx"); err == nil {
+	noPort := &RedisStore{Address: "no-port"}
+	if err := noPort.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := noPort.Validate(); err == nil {
 		t.Fatal("address without port accepted")
 	}
 }
@@ -606,8 +466,8 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 // BenchmarkRedisLookup measures a pass-through look-up with the local
 // cache (the default) and without it (a round trip per request).
 func BenchmarkRedisLookup(b *testing.B) {
-	addr, _, _ := startRedis(b)
-	for _, cache := range []time.Duration{DefaultRedisCacheTTL, 0} {
+	addr := redistest.Start(b).Addr()
+	for _, cache := range []time.Duration{DefaultCacheTTL, 0} {
 		name := "cache=on"
 		if cache == 0 {
 			name = "cache=off"
@@ -615,11 +475,11 @@ func BenchmarkRedisLookup(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			s, _ := openRedis(b, &RedisStore{Address: addr, CacheTTL: durationPtr(cache)}, "wx_bench_"+name, nil)
 			ctx := context.Background()
-			hs := make([]TokenHash, 1000)
+			hs := make([]store.TokenHash, 1000)
 			for i := range hs {
-				hs[i] = seqHash(i)
-				u := User{OpenID: fmt.Sprintf("oAbCdEfGhIjKlMnOpQr%09d", i), SessionKey: "c2Vzc2lvbktleTEyMzQ1Ng=="}
-				if _, err := s.CreateSession(ctx, hs[i], u, time.Hour); err != nil {
+				hs[i] = storetest.SeqHash(i)
+				u := store.User{OpenID: fmt.Sprintf("oAbCdEfGhIjKlMnOpQr%09d", i), SessionKey: "c2Vzc2lvbktleTEyMzQ1Ng=="}
+				if _, err := s.CreateSession(ctx, hs[i], u, time.Hour, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,7 +1,20 @@
-package caddymodule
+// Package wechatmock is the wechat_mock Caddy handler: a fake of the
+// WeChat server API (the tests' wechattest.Fake) served from inside Caddy,
+// so that a gateway can be tried with no WeChat account and no internet.
+//
+// It is for development only, and it is not in a production build: the
+// plugin (the module root and package caddymodule) never imports it. The
+// demo binary (cmd/caddy) does; add it to an xcaddy build with
+//
+//	xcaddy build --with github.com/caddy-wechat-auth/caddy-wechat-auth \
+//	    --with github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/wechatmock
+//
+// A fake WeChat hands out a session for any code it is given; a gateway
+// pointed at it authenticates anybody.
+package wechatmock
 
 import (
-	"fmt"
+	"errors"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -10,27 +23,29 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
 func init() {
 	caddy.RegisterModule(Mock{})
+	httpcaddyfile.RegisterHandlerDirective("wechat_mock", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_mock", httpcaddyfile.Before, "respond")
 }
 
-// mockPool keeps each mock's state (issued codes, session keys, tokens)
+// pool keeps each mock's state (issued codes, session keys, tokens)
 // across config reloads, so a reload in the demo logs nobody out.
-var mockPool = caddy.NewUsagePool()
+var pool = caddy.NewUsagePool()
 
-// Mock is the wechat_mock handler: a dev-only fake of the WeChat server
-// API (the same one the tests use, wechattest), served from inside Caddy
-// so that a gateway can be tried with no WeChat account and no internet.
-// Codes name users: "alice" and "alice:2" both log alice in, each code
-// once. It is not for production, and says so in the log at start.
+// Mock is the wechat_mock handler. Codes name users: "alice" and
+// "alice:2" both log alice in, each code once. It is not for production,
+// and says so in the log at start.
 type Mock struct {
 	// The AppID the mock accepts. Required; use the gateway's app_id.
 	AppID string `json:"app_id,omitempty"`
 
-	// The AppSecret the mock accepts. Required; placeholders are resolved.
+	// The AppSecret the mock accepts. Required; placeholders are resolved
+	// at provision.
 	AppSecret string `json:"app_secret,omitempty"`
 
 	// UnionIDs gives users a unionid (user name to unionid). Default: none.
@@ -59,13 +74,19 @@ func (mockState) Destruct() error { return nil }
 // Provision creates (or, on reload, reuses) the fake.
 func (m *Mock) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
-	appID := repl.ReplaceKnown(m.AppID, "")
-	secret := repl.ReplaceKnown(m.AppSecret, "")
+	appID, err := caddyconf.Resolve(repl, "app_id", m.AppID)
+	if err != nil {
+		return err
+	}
+	secret, err := caddyconf.Resolve(repl, "app_secret", m.AppSecret)
+	if err != nil {
+		return err
+	}
 	if appID == "" || secret == "" {
-		return fmt.Errorf("wechat_mock: app_id and app_secret are required")
+		return errors.New("wechat_mock: app_id and app_secret are required")
 	}
 	m.poolKey = appID + "\x00" + secret
-	val, _, err := mockPool.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
+	val, _, err := pool.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
 		return mockState{fake: wechattest.New(appID, secret)}, nil
 	})
 	if err != nil {
@@ -86,7 +107,7 @@ func (m *Mock) Provision(ctx caddy.Context) error {
 // Cleanup releases the shared fake.
 func (m *Mock) Cleanup() error {
 	if m.poolKey != "" {
-		_, err := mockPool.Delete(m.poolKey)
+		_, err := pool.Delete(m.poolKey)
 		return err
 	}
 	return nil
@@ -98,7 +119,7 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Han
 	return nil
 }
 
-func parseWeChatMock(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var m Mock
 	err := m.UnmarshalCaddyfile(h.Dispenser)
 	return &m, err
@@ -115,17 +136,17 @@ func parseWeChatMock(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error
 func (m *Mock) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
-		return d.ArgErr()
+		return d.Errf("wechat_mock takes no arguments, only a block; got %q", d.Val())
 	}
 	for d.NextBlock(0) {
 		sub := d.Val()
 		switch sub {
 		case "app_id":
-			if err := oneArg(d, &m.AppID); err != nil {
+			if err := caddyconf.OneArg(d, &m.AppID); err != nil {
 				return err
 			}
 		case "app_secret":
-			if err := oneArg(d, &m.AppSecret); err != nil {
+			if err := caddyconf.OneArg(d, &m.AppSecret); err != nil {
 				return err
 			}
 		case "unionid", "phone":

@@ -1,0 +1,253 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+)
+
+// Default names of the identity headers set on pass-through.
+const (
+	DefaultHeaderOpenID      = "X-WeChat-OpenID"
+	DefaultHeaderUnionID     = "X-WeChat-UnionID"
+	DefaultHeaderPhone       = "X-WeChat-Phone"
+	DefaultHeaderCountryCode = "X-WeChat-Country-Code"
+	DefaultHeaderAppID       = "X-WeChat-AppID"
+)
+
+// identityHeaders are the names of the headers the handler sets, in the
+// two forms it needs them in, computed once at provision.
+type identityHeaders struct {
+	// Canonical forms: r.Header.Set would canonicalise (and allocate a
+	// new string) on every request.
+	openID, unionID, phone, countryCode, appID string
+
+	// folded are the names stripped from every request, plus
+	// Authorization, in the form of foldHeaderName.
+	folded []string
+
+	// appIDValue is the app id boxed once for the replacer: boxing a
+	// string into an interface allocates, on every request.
+	appIDValue any
+	appIDText  string
+}
+
+func newIdentityHeaders(h *Handler) identityHeaders {
+	ih := identityHeaders{
+		openID:      textproto.CanonicalMIMEHeaderKey(h.HeaderOpenID),
+		unionID:     textproto.CanonicalMIMEHeaderKey(h.HeaderUnionID),
+		phone:       textproto.CanonicalMIMEHeaderKey(h.HeaderPhone),
+		countryCode: textproto.CanonicalMIMEHeaderKey(h.HeaderCountryCode),
+		appID:       textproto.CanonicalMIMEHeaderKey(h.HeaderAppID),
+		appIDValue:  h.appID,
+		appIDText:   h.appID,
+	}
+	for _, f := range headerFields(h) {
+		ih.folded = append(ih.folded, foldHeaderName(f.value))
+	}
+	return ih
+}
+
+// isIdentity reports whether name could be read upstream as one of our
+// identity headers.
+func (ih *identityHeaders) isIdentity(name string) bool {
+	for _, id := range ih.folded {
+		if foldedEqual(name, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// strip removes everything a client sent that an upstream could read as
+// one of our identity headers, in every mode and for anonymous requests
+// too:
+//
+//   - Headers. Servers disagree on header names: CGI, PHP and many
+//     frameworks turn both "-" and "_" into "_" and ignore case, so
+//     "x_wechat_openid" would reach a PHP app as HTTP_X_WECHAT_OPENID,
+//     the very variable our X-WeChat-OpenID becomes. Names are compared
+//     folded the same way.
+//   - Trailers, declared or not: net/http merges every trailer it reads
+//     into r.Trailer when the body ends, and a proxy forwards them. The
+//     declared ones go now, the rest when the body hits its end.
+//   - Connection tokens. A proxy deletes the headers a client names as
+//     hop-by-hop (RFC 9110 §7.6.1) after we set ours, so
+//     "Connection: X-WeChat-OpenID" would forward an authenticated
+//     request with no identity. Tokens naming an identity header or
+//     Authorization are dropped from the Connection header.
+func (ih *identityHeaders) strip(r *http.Request) {
+	for name := range r.Header {
+		if ih.isIdentity(name) {
+			delete(r.Header, name)
+		}
+	}
+	if conn, ok := r.Header["Connection"]; ok {
+		r.Header["Connection"] = ih.dropConnectionTokens(conn)
+		if len(r.Header["Connection"]) == 0 {
+			delete(r.Header, "Connection")
+		}
+	}
+	for name := range r.Trailer {
+		if ih.isIdentity(name) || foldedEqual(name, "authorization") {
+			delete(r.Trailer, name)
+		}
+	}
+	// A body of unknown length (chunked, or HTTP/2 and 3) can end with
+	// trailers nobody declared.
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, ih: ih}
+	}
+}
+
+// dropConnectionTokens returns the Connection values without the tokens
+// that name an identity header or Authorization. It allocates only when
+// there is something to drop.
+func (ih *identityHeaders) dropConnectionTokens(values []string) []string {
+	bad := func(token string) bool {
+		token = textproto.TrimString(token)
+		return ih.isIdentity(token) || foldedEqual(token, "authorization")
+	}
+	found := false
+	for _, v := range values {
+		for token := range strings.SplitSeq(v, ",") {
+			if bad(token) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return values
+	}
+	var kept []string
+	for _, v := range values {
+		var tokens []string
+		for token := range strings.SplitSeq(v, ",") {
+			if t := textproto.TrimString(token); t != "" && !bad(t) {
+				tokens = append(tokens, t)
+			}
+		}
+		if len(tokens) > 0 {
+			kept = append(kept, strings.Join(tokens, ", "))
+		}
+	}
+	return kept
+}
+
+// trailerStripper removes identity-named trailers once the body has been
+// read to its end, which is when net/http has filled r.Trailer and before
+// a proxy sends them on.
+type trailerStripper struct {
+	io.ReadCloser
+	r  *http.Request
+	ih *identityHeaders
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		for name := range t.r.Trailer {
+			if t.ih.isIdentity(name) || foldedEqual(name, "authorization") {
+				delete(t.r.Trailer, name)
+			}
+		}
+	}
+	return n, err
+}
+
+// set sets the identity headers and placeholders of a user. It is on the
+// hot path, so it makes one allocation, the header write itself: the
+// values share one backing array, the names are canonical already, and
+// the placeholders point into that same array.
+func (ih *identityHeaders) set(r *http.Request, u store.User) {
+	n := 2
+	if u.UnionID != "" {
+		n++
+	}
+	if u.Phone != "" {
+		n += 2
+	}
+	// cap == n: appends never move the array, so &vals[i] stays valid.
+	vals := make([]string, 0, n)
+	vals = setHeader(r.Header, vals, ih.openID, u.OpenID)
+	openID, unionID, phone := placeholder(vals, 0), any(""), any("")
+	if u.UnionID != "" {
+		vals = setHeader(r.Header, vals, ih.unionID, u.UnionID)
+		unionID = placeholder(vals, len(vals)-1)
+	}
+	if u.Phone != "" {
+		vals = setHeader(r.Header, vals, ih.phone, u.Phone)
+		phone = placeholder(vals, len(vals)-1)
+		if u.CountryCode != "" {
+			vals = setHeader(r.Header, vals, ih.countryCode, u.CountryCode)
+		}
+	}
+	setHeader(r.Header, vals, ih.appID, ih.appIDText)
+
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", openID)
+		repl.Set("http.auth.user.unionid", unionID)
+		repl.Set("http.auth.user.phone", phone)
+		repl.Set("http.auth.user.appid", ih.appIDValue)
+	}
+}
+
+// placeholderRef is a placeholder value read from a string kept elsewhere.
+// Caddy turns placeholder values into text through fmt.Stringer, and a
+// pointer fits in an interface without an allocation, where a string
+// would be copied to the heap on every request.
+type placeholderRef string
+
+func (p *placeholderRef) String() string { return string(*p) }
+
+// placeholder is the placeholder value of vals[i].
+func placeholder(vals []string, i int) any { return (*placeholderRef)(&vals[i]) }
+
+// setHeader sets header[name] (name already canonical) to value, taking
+// the value slice from vals. Each slice is capped at its own length, so a
+// later append by another handler to one header reallocates instead of
+// overwriting the next header's value.
+func setHeader(header http.Header, vals []string, name, value string) []string {
+	i := len(vals)
+	vals = append(vals, value)
+	header[name] = vals[i : i+1 : i+1]
+	return vals
+}
+
+// foldHeaderName lower-cases a header name and maps "_" to "-".
+func foldHeaderName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = foldByte(c)
+	}
+	return string(b)
+}
+
+// foldedEqual compares name with an already folded name, without
+// allocating.
+func foldedEqual(name, folded string) bool {
+	if len(name) != len(folded) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if foldByte(name[i]) != folded[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func foldByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	case c == '_':
+		return '-'
+	}
+	return c
+}

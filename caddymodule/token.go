@@ -1,0 +1,65 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"strings"
+)
+
+// A session token is 256 random bits in unpadded base64url: 43 characters.
+const (
+	tokenBytes  = 32
+	tokenLength = 43
+)
+
+// newToken returns a fresh session token. 256 bits from the system CSPRNG
+// make guessing any live token hopeless, however many there are.
+func newToken() (string, error) {
+	var b [tokenBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// bearerToken extracts the token of an Authorization: Bearer header.
+// present reports whether the client sent any Authorization header at all,
+// even an empty one: an unusable header is an invalid token, never "no
+// token", so it cannot slip through optional mode as anonymous. More than
+// one Authorization value is unusable too: which one a server reads
+// differs between servers.
+func bearerToken(r *http.Request) (token string, present bool) {
+	values, present := r.Header["Authorization"]
+	if !present {
+		return "", false
+	}
+	if len(values) != 1 {
+		return "", true
+	}
+	auth := values[0]
+	const scheme = "bearer "
+	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+		return "", true
+	}
+	token = auth[len(scheme):]
+	if !wellFormedToken(token) {
+		return "", true
+	}
+	return token, true
+}
+
+// wellFormedToken rejects anything that cannot be one of our tokens before
+// it is hashed and looked up, so junk never reaches the store.
+func wellFormedToken(t string) bool {
+	if len(t) != tokenLength {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,67 @@
+package caddymodule
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// checkAppID refuses what cannot be a mini program's AppID: "wx" and 16
+// hex digits. A typo here would otherwise pass `caddy validate` and fail
+// every login with a WeChat error.
+func checkAppID(id string) error {
+	if id == "" {
+		return fmt.Errorf("app_id is required (is its environment variable set?)")
+	}
+	ok := len(id) == 18 && strings.HasPrefix(id, "wx")
+	for i := 2; ok && i < len(id); i++ {
+		c := id[i]
+		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	}
+	if !ok {
+		return fmt.Errorf("app_id %q is not a mini program AppID (wx followed by 16 hex digits)", id)
+	}
+	return nil
+}
+
+// checkPathPrefix accepts an absolute path without query, fragment or
+// white space; "/" serves the endpoints at /login, /phone, ...
+func checkPathPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# \t\r\n") {
+		return fmt.Errorf("path_prefix must be an absolute path such as /wechat, got %q", p)
+	}
+	return nil
+}
+
+// checkHeaderNames refuses identity header names that are not valid
+// header field names, that collide with Authorization (stripping it would
+// drop every token), or that collide with each other, compared the way
+// the handler strips them (case-insensitive, "-" equal to "_").
+func checkHeaderNames(h *Handler) error {
+	seen := map[string]string{foldHeaderName("Authorization"): "Authorization"}
+	for _, f := range headerFields(h) {
+		if !httpguts.ValidHeaderFieldName(f.value) {
+			return fmt.Errorf("%s: %q is not a valid header name", f.name, f.value)
+		}
+		folded := foldHeaderName(f.value)
+		if other, dup := seen[folded]; dup {
+			return fmt.Errorf("%s: %q collides with %s", f.name, f.value, other)
+		}
+		seen[folded] = f.name
+	}
+	return nil
+}
+
+type headerField struct{ name, value string }
+
+// headerFields lists the identity header settings by subdirective name.
+func headerFields(h *Handler) []headerField {
+	return []headerField{
+		{"header_openid", h.HeaderOpenID},
+		{"header_unionid", h.HeaderUnionID},
+		{"header_phone", h.HeaderPhone},
+		{"header_country_code", h.HeaderCountryCode},
+		{"header_appid", h.HeaderAppID},
+	}
+}
