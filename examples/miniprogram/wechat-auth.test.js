@@ -1,102 +1,19 @@
 'use strict';
 
-// node --test: the client kit against a stubbed `wx` and a fake gateway.
+// node --test: the client kit against a stubbed `wx` and a fake gateway
+// (fakes.js). adapters.test.js runs the same flows through `uni` and `Taro`.
 
 var test = require('node:test');
 var assert = require('node:assert/strict');
-var createClient = require('./wechat-auth').createClient;
+var createClient = require('.').createClient; // the package's main: dist/index.js
+var fakes = require('./fakes');
 
-var BASE = 'https://gw.example.com';
+var BASE = fakes.BASE;
 var KEY = 'test_session';
-
-// A fake `wx` whose wx.request is answered by `handler(req)` →
-// {statusCode, data, header}, or {fail: 'errMsg'} for a network failure.
-// Callbacks fire asynchronously, as in the real runtime.
-function fakeWx(opts) {
-  opts = opts || {};
-  var store = {};
-  var codes = 0;
-  var w = {
-    store: store,
-    requests: [],
-    logins: 0,
-    loginFail: opts.loginFail || null,
-    handler: opts.handler,
-    login: function (o) {
-      w.logins++;
-      setImmediate(function () {
-        if (w.loginFail) o.fail({ errMsg: w.loginFail });
-        else o.success({ code: 'code' + ++codes, errMsg: 'login:ok' });
-      });
-    },
-    request: function (o) {
-      w.requests.push(o);
-      setImmediate(function () {
-        var r = w.handler(o);
-        if (r.fail) o.fail({ errMsg: r.fail });
-        else o.success({ statusCode: r.statusCode, data: r.data, header: r.header || {} });
-      });
-    },
-    getStorageSync: function (k) {
-      return Object.prototype.hasOwnProperty.call(store, k) ? store[k] : '';
-    },
-    setStorageSync: function (k, v) {
-      store[k] = JSON.parse(JSON.stringify(v));
-    },
-    removeStorageSync: function (k) {
-      delete store[k];
-    }
-  };
-  return w;
-}
-
-function path(req) {
-  return req.url.slice(BASE.length);
-}
-
-function bearer(req) {
-  var h = req.header || {};
-  return h.Authorization || '';
-}
-
-// A small gateway: login hands out tok1, tok2, ...; `valid` holds live tokens.
-function gateway(extra) {
-  var g = { n: 0, valid: {}, hits: {} };
-  g.handle = function (req) {
-    var p = path(req);
-    g.hits[p] = (g.hits[p] || 0) + 1;
-    if (extra) {
-      var r = extra(req, g);
-      if (r) return r;
-    }
-    if (p === '/wechat/login') {
-      assert.equal(req.method, 'POST');
-      assert.match(req.data.code, /^code\d+$/);
-      var t = 'tok' + ++g.n;
-      g.valid[t] = true;
-      return { statusCode: 200, data: { token: t, expires_in: 3600, openid: 'o_alice', has_phone: false } };
-    }
-    var tok = bearer(req).replace(/^Bearer /, '');
-    if (!g.valid[tok]) return unauth();
-    if (p === '/wechat/logout') {
-      delete g.valid[tok];
-      return { statusCode: 204, data: '' };
-    }
-    if (p === '/wechat/session') {
-      return { statusCode: 200, data: { openid: 'o_alice', has_phone: false, expires_in: 7200 } };
-    }
-    return { statusCode: 200, data: { path: p, token: tok } };
-  };
-  return g;
-}
-
-function unauth() {
-  return {
-    statusCode: 401,
-    data: { error: 'unauthenticated', message: 'missing, invalid or expired token' },
-    header: { 'WWW-Authenticate': 'Bearer' }
-  };
-}
+var fakeWx = fakes.fakeWx;
+var path = fakes.path;
+var gateway = fakes.gateway;
+var unauth = fakes.unauth;
 
 function setup(extra, clientOpts) {
   var g = gateway(extra);

@@ -1,15 +1,19 @@
 /*
- * wechat-auth.js: mini-program client kit for caddy-wechat-auth.
+ * caddy-wechat-auth-miniprogram: the mini-program client kit of
+ * caddy-wechat-auth (a Caddy plugin that is the login server of WeChat Mini
+ * Programs).
  *
- * Dependency-free, CommonJS, ES5 plus Promise so that it runs in the
- * mini-program runtime with or without "ES6 to ES5" compilation, and in Node
- * for the tests (a fake `wx` is injected there).
+ * One file, no dependencies, CommonJS, ES5 plus Promise, so that it runs in
+ * the mini-program runtime with or without "ES6 to ES5" compilation, in
+ * uni-app and Taro builds, and in Node for the tests (fakes are injected).
  *
- *   var createClient = require('./wechat-auth').createClient;
- *   var client = createClient({ baseURL: 'https://api.example.com' });
+ *   var createClient = require('caddy-wechat-auth-miniprogram').createClient;
+ *   var client = createClient({ baseURL: 'https://api.example.com' });        // native: global wx
+ *   var client = createClient({ baseURL: 'https://api.example.com', uni: uni });   // uni-app
+ *   var client = createClient({ baseURL: 'https://api.example.com', taro: Taro }); // Taro
  *   client.request({ url: '/api/orders' }).then(function (res) { ... });
  *
- * See README.md in this folder.
+ * Types: index.d.ts next to this file. See README.md. Licence: Apache-2.0.
  */
 'use strict';
 
@@ -18,6 +22,9 @@ var DEFAULT_PATH_PREFIX = '/wechat';
 // Treat a token as expired this long before the gateway would, so that a
 // request does not leave with a token that dies on the way.
 var DEFAULT_EXPIRY_SKEW_MS = 60 * 1000;
+// e.detail.errno of the phone-number buttons when the mini program's quota
+// for them is used up (WeChat's documented "no quota" error).
+var PHONE_NO_QUOTA_ERRNO = 1400001;
 
 function assign(target) {
   for (var i = 1; i < arguments.length; i++) {
@@ -35,7 +42,7 @@ function trimRight(s, ch) {
   return s;
 }
 
-// The gateway answers JSON; wx.request parses it already, but a proxy in front
+// The gateway answers JSON; the platform's request parses it already, but a proxy in front
 // may answer text, and a 204 has no body.
 function parseBody(data) {
   if (typeof data !== 'string') return data;
@@ -52,11 +59,26 @@ function errorCodeOf(res) {
   return body && typeof body === 'object' && typeof body.error === 'string' ? body.error : '';
 }
 
+// Every rejection of the kit is an Error named 'WechatAuthError' with a
+// string `code` (see index.d.ts for the list).
 function makeError(code, message, extra) {
   var err = new Error(message || code);
+  err.name = 'WechatAuthError';
   err.code = code;
   if (extra) assign(err, extra);
   return err;
+}
+
+function isWechatAuthError(value) {
+  return !!value && typeof value === 'object' && value.name === 'WechatAuthError' && typeof value.code === 'string';
+}
+
+// The errMsg of a platform failure: wx and uni call `fail` with {errMsg};
+// Taro rejects with that object, or with an Error when something threw.
+function errMsgOf(e, fallback) {
+  if (e && typeof e.errMsg === 'string' && e.errMsg) return e.errMsg;
+  if (e && typeof e.message === 'string' && e.message) return e.message;
+  return fallback;
 }
 
 // An Error from a non-2xx gateway answer: {"error", "message"} becomes
@@ -81,10 +103,133 @@ function isUnauthenticated(res) {
   return res.statusCode === 401 && errorCodeOf(res) === 'unauthenticated';
 }
 
+// ---- platforms ------------------------------------------------------------
+//
+// An adapter gives the core one shape, whatever the platform:
+//   login(timeout) -> Promise<{code, errMsg}>; rejects with the failure
+//   request(req)   -> Promise<{statusCode, data, header}> for any HTTP status;
+//                     rejects only when no answer came
+//       req: {url, method, header, data?, dataType?, responseType?, timeout?, enableHttp2?}
+//   getItem(key), setItem(key, value), removeItem(key): synchronous, may throw
+
+var PLATFORM_METHODS = ['login', 'request', 'getStorageSync', 'setStorageSync', 'removeStorageSync'];
+
+function checkPlatform(api, label) {
+  for (var i = 0; i < PLATFORM_METHODS.length; i++) {
+    if (typeof api[PLATFORM_METHODS[i]] !== 'function') {
+      throw new Error('wechat-auth: ' + label + ' has no ' + PLATFORM_METHODS[i] + '() (is it the platform object?)');
+    }
+  }
+}
+
+function storageOf(api) {
+  return {
+    getItem: function (k) {
+      return api.getStorageSync(k);
+    },
+    setItem: function (k, v) {
+      api.setStorageSync(k, v);
+    },
+    removeItem: function (k) {
+      api.removeStorageSync(k);
+    }
+  };
+}
+
+// wx and uni: callback style ({success, fail}). uni.login also takes the
+// provider, 'weixin' in a WeChat mini program.
+function callbackPlatform(api, name, loginExtra) {
+  return assign(storageOf(api), {
+    name: name,
+    login: function (timeout) {
+      return new Promise(function (resolve, reject) {
+        var o = assign({}, loginExtra, { success: resolve, fail: reject });
+        if (timeout) o.timeout = timeout;
+        api.login(o);
+      });
+    },
+    request: function (req) {
+      return new Promise(function (resolve, reject) {
+        api.request(assign({}, req, { success: resolve, fail: reject }));
+      });
+    }
+  });
+}
+
+// Taro: Taro.login() and Taro.request() return promises (Taro.request's
+// goes through the app's Taro.addInterceptor chain).
+function promisePlatform(api, name) {
+  return assign(storageOf(api), {
+    name: name,
+    login: function (timeout) {
+      return new Promise(function (resolve, reject) {
+        Promise.resolve(api.login(timeout ? { timeout: timeout } : {})).then(resolve, reject);
+      });
+    },
+    request: function (req) {
+      return new Promise(function (resolve, reject) {
+        Promise.resolve(api.request(assign({}, req))).then(resolve, reject);
+      });
+    }
+  });
+}
+
+// options.wx, options.uni or options.taro; none: the global wx.
+function platformOf(options) {
+  var given = (options.wx ? 1 : 0) + (options.uni ? 1 : 0) + (options.taro ? 1 : 0);
+  if (given > 1) throw new Error('wechat-auth: pass one of options.wx, options.uni and options.taro, not several');
+  if (options.uni) {
+    checkPlatform(options.uni, 'options.uni');
+    return callbackPlatform(options.uni, 'uni', { provider: 'weixin' });
+  }
+  if (options.taro) {
+    checkPlatform(options.taro, 'options.taro');
+    return promisePlatform(options.taro, 'Taro');
+  }
+  var wxApi = options.wx || (typeof wx !== 'undefined' ? wx : null); // eslint-disable-line no-undef
+  if (!wxApi) {
+    throw new Error('wechat-auth: no `wx` object (outside the mini program pass options.wx; in uni-app options.uni, in Taro options.taro)');
+  }
+  checkPlatform(wxApi, options.wx ? 'options.wx' : 'wx');
+  return callbackPlatform(wxApi, 'wx', null);
+}
+
+// ---- phone-number buttons --------------------------------------------------
+
+// bindPhone takes the button's event or its detail.
+function phoneDetailOf(arg) {
+  if (!arg || typeof arg !== 'object') return {};
+  return arg.detail && typeof arg.detail === 'object' ? arg.detail : arg;
+}
+
+// WeChat's client-side failure of a phone-number button as an Error, or null.
+// WeChat documents e.detail.errno 1400001 for "no quota" (an errMsg saying
+// "no quota" counts too, for base libraries that give no errno). A refusal
+// is an errMsg like "getPhoneNumber:fail user deny", with no errno. Other
+// failures (errno 104 or 112: privacy agreement; "fail no permission": an
+// unverified mini program) are reported like a refusal, errno kept.
+function phoneFailure(detail, errMsg) {
+  var errno = NaN;
+  if (typeof detail.errno === 'number') errno = detail.errno;
+  else if (typeof detail.errno === 'string' && detail.errno !== '') errno = Number(detail.errno);
+  var extra = { errMsg: errMsg };
+  if (!isNaN(errno)) extra.errno = errno;
+  if (errno === PHONE_NO_QUOTA_ERRNO || /no quota/i.test(errMsg)) {
+    return makeError(
+      'phone_quota_exceeded',
+      "WeChat has no quota left for this mini program's phone-number buttons" + (errMsg ? ' (' + errMsg + ')' : ''),
+      extra
+    );
+  }
+  if (/deny|fail/i.test(errMsg) || (!isNaN(errno) && errno !== 0)) {
+    return makeError('phone_denied', errMsg || 'the phone number button failed with errno ' + errno, extra);
+  }
+  return null;
+}
+
 function createClient(options) {
   options = options || {};
-  var wxApi = options.wx || (typeof wx !== 'undefined' ? wx : null); // eslint-disable-line no-undef
-  if (!wxApi) throw new Error('wechat-auth: no `wx` object (pass options.wx outside the mini program)');
+  var platform = platformOf(options);
   if (!options.baseURL) throw new Error('wechat-auth: options.baseURL is required');
 
   var baseURL = trimRight(String(options.baseURL), '/');
@@ -93,7 +238,7 @@ function createClient(options) {
   if (prefix && prefix.charAt(0) !== '/') prefix = '/' + prefix;
   var storageKey = options.storageKey || DEFAULT_STORAGE_KEY;
   var skewMs = options.expirySkewMs == null ? DEFAULT_EXPIRY_SKEW_MS : options.expirySkewMs;
-  var timeout = options.timeout; // ms, passed to wx.request / wx.login when set
+  var timeout = options.timeout; // ms, passed to the platform's request and login when set
   // HTTP/2 unless told not to: a gateway reload then refuses a request it
   // will not serve with GOAWAY, and the client sends it again by itself,
   // instead of losing the connection's first request (see the README).
@@ -107,7 +252,7 @@ function createClient(options) {
   function readSession() {
     var s;
     try {
-      s = wxApi.getStorageSync(storageKey);
+      s = platform.getItem(storageKey);
     } catch (e) {
       return null;
     }
@@ -124,7 +269,7 @@ function createClient(options) {
 
   function writeSession(s) {
     try {
-      wxApi.setStorageSync(storageKey, s);
+      platform.setItem(storageKey, s);
     } catch (e) {
       // Storage full or unavailable: the session still lives for this run
       // through the returned value; the next launch logs in again.
@@ -133,7 +278,7 @@ function createClient(options) {
 
   function clearSession() {
     try {
-      wxApi.removeStorageSync(storageKey);
+      platform.removeItem(storageKey);
     } catch (e) {
       /* nothing to do */
     }
@@ -149,7 +294,7 @@ function createClient(options) {
     return isFresh(s) ? s.token : '';
   }
 
-  // ---- wx wrappers ------------------------------------------------------
+  // ---- platform calls ---------------------------------------------------
 
   function url(path) {
     if (/^https?:\/\//i.test(path)) return path;
@@ -157,29 +302,29 @@ function createClient(options) {
     return baseURL + path;
   }
 
-  // wx.request as a Promise: resolves with {statusCode, data, header} for any
+  // The platform's request: resolves with {statusCode, data, header} for any
   // HTTP status, rejects only when no answer came (network, timeout, abort).
   function rawRequest(opts) {
-    return new Promise(function (resolve, reject) {
-      var req = {
-        url: url(opts.url),
-        method: (opts.method || 'GET').toUpperCase(),
-        header: opts.header || {},
-        success: function (res) {
-          resolve({ statusCode: res.statusCode, data: res.data, header: res.header || {} });
-        },
-        fail: function (e) {
-          var msg = (e && e.errMsg) || 'request:fail';
-          reject(makeError('network_error', msg, { errMsg: msg }));
-        }
-      };
-      if (opts.data !== undefined) req.data = opts.data;
-      if (opts.dataType) req.dataType = opts.dataType;
-      if (opts.responseType) req.responseType = opts.responseType;
-      if (opts.timeout || timeout) req.timeout = opts.timeout || timeout;
-      if (http2) req.enableHttp2 = true;
-      wxApi.request(req);
-    });
+    var req = {
+      url: url(opts.url),
+      method: (opts.method || 'GET').toUpperCase(),
+      header: opts.header || {}
+    };
+    if (opts.data !== undefined) req.data = opts.data;
+    if (opts.dataType) req.dataType = opts.dataType;
+    if (opts.responseType) req.responseType = opts.responseType;
+    if (opts.timeout || timeout) req.timeout = opts.timeout || timeout;
+    if (http2) req.enableHttp2 = true;
+    return platform.request(req).then(
+      function (res) {
+        res = res || {};
+        return { statusCode: res.statusCode, data: res.data, header: res.header || {} };
+      },
+      function (e) {
+        var msg = errMsgOf(e, 'request:fail');
+        throw makeError('network_error', msg, { errMsg: msg });
+      }
+    );
   }
 
   // A request that got no answer at all because the connection failed or
@@ -197,21 +342,18 @@ function createClient(options) {
     });
   }
 
+  // The platform's login: the one-time code, or wx_login_failed.
   function wxLogin() {
-    return new Promise(function (resolve, reject) {
-      var req = {
-        success: function (res) {
-          if (res && res.code) resolve(res.code);
-          else reject(makeError('wx_login_failed', (res && res.errMsg) || 'wx.login gave no code'));
-        },
-        fail: function (e) {
-          var msg = (e && e.errMsg) || 'login:fail';
-          reject(makeError('wx_login_failed', msg, { errMsg: msg }));
-        }
-      };
-      if (timeout) req.timeout = timeout;
-      wxApi.login(req);
-    });
+    return platform.login(timeout).then(
+      function (res) {
+        if (res && res.code) return res.code;
+        throw makeError('wx_login_failed', (res && res.errMsg) || platform.name + '.login gave no code');
+      },
+      function (e) {
+        var msg = errMsgOf(e, 'login:fail');
+        throw makeError('wx_login_failed', msg, { errMsg: msg });
+      }
+    );
   }
 
   function jsonHeader(token, extra) {
@@ -222,8 +364,9 @@ function createClient(options) {
 
   // ---- login ------------------------------------------------------------
 
-  // wx.login -> POST {prefix}/login. Every caller that asks while one is in
-  // flight shares it: many first requests make one login.
+  // wx.login (uni.login, Taro.login) -> POST {prefix}/login. Every caller
+  // that asks while one is in flight shares it: many first requests make one
+  // login.
   function login() {
     if (loginInFlight) return loginInFlight;
     var p = wxLogin()
@@ -371,20 +514,25 @@ function createClient(options) {
   }
 
   /**
-   * bindPhone(event) with the event of
-   * <button open-type="getPhoneNumber" bindgetphonenumber="...">
+   * bindPhone(eventOrDetail) with the event (or its `detail`) of
+   *   <button open-type="getPhoneNumber" bindgetphonenumber="...">  or
+   *   <button open-type="getRealtimePhoneNumber" bindgetrealtimephonenumber="...">
+   * (uni-app: @getphonenumber / @getrealtimephonenumber; Taro:
+   * onGetPhoneNumber / onGetRealTimePhoneNumber)
    * -> Promise<{phoneNumber, purePhoneNumber, countryCode}>
    *
-   * event.detail.code (base library 2.21.2+) posts {code}; older ones give
-   * {encryptedData, iv}, posted as the legacy form. A denial rejects with
-   * err.code 'phone_denied' and sends nothing.
+   * detail.code (getPhoneNumber since base library 2.21.2, and always for
+   * getRealtimePhoneNumber) posts {code}; older base libraries give
+   * {encryptedData, iv}, posted as the legacy form. WeChat's own refusals
+   * send nothing: errno 1400001 (no quota left) rejects with
+   * 'phone_quota_exceeded', any other failure (the user said no, or WeChat
+   * did not ask) with 'phone_denied'; both keep errMsg and errno.
    */
-  function bindPhone(event) {
-    var detail = (event && event.detail) || {};
+  function bindPhone(eventOrDetail) {
+    var detail = phoneDetailOf(eventOrDetail);
     var errMsg = typeof detail.errMsg === 'string' ? detail.errMsg : '';
-    if (/deny|fail/i.test(errMsg)) {
-      return Promise.reject(makeError('phone_denied', errMsg, { errMsg: errMsg }));
-    }
+    var failure = phoneFailure(detail, errMsg);
+    if (failure) return Promise.reject(failure);
     if (detail.code) {
       return call('POST', '/phone', { code: detail.code }).then(function (body) {
         markPhoneBound();
@@ -392,7 +540,7 @@ function createClient(options) {
       });
     }
     if (detail.encryptedData && detail.iv) return bindLegacy(detail.encryptedData, detail.iv);
-    return Promise.reject(makeError('phone_denied', errMsg || 'getPhoneNumber gave neither a code nor encrypted data', { errMsg: errMsg }));
+    return Promise.reject(makeError('phone_denied', errMsg || 'the phone number button gave neither a code nor encrypted data', { errMsg: errMsg }));
   }
 
   // ---- session and logout ----------------------------------------------
@@ -438,4 +586,4 @@ function createClient(options) {
   };
 }
 
-module.exports = { createClient: createClient };
+module.exports = { createClient: createClient, isWechatAuthError: isWechatAuthError };
