@@ -56,6 +56,10 @@ func (h *Handler) sealedFailed(w http.ResponseWriter, endpoint string, err error
 	}
 	f := classifyWeChatError(err)
 	h.metrics.decryptions.WithLabelValues(endpoint, f.code).Inc()
-	h.logger.Warn(endpoint+" failed", append(fields, zap.String("result", f.code), zap.Error(err))...)
+	msg := "decrypt failed"
+	if endpoint == "phone" {
+		msg = "phone binding failed"
+	}
+	h.logger.Warn(msg, append(fields, zap.String("result", f.code), zap.Error(err))...)
 	return f.write(w)
 }
