@@ -36,25 +36,39 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes returns the admin routes.
 func (a AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/wechat_auth/users/", Handler: caddy.AdminHandlerFunc(a.handleUser)},
-		{Pattern: "/wechat_auth/stats", Handler: caddy.AdminHandlerFunc(a.handleStats)},
+		{Pattern: "/wechat_auth/users/", Handler: adminRoute(http.MethodDelete, a.handleUser)},
+		{Pattern: "/wechat_auth/stats", Handler: adminRoute(http.MethodGet, a.handleStats)},
 	}
+}
+
+// adminRoute checks the method, bounds the work by a deadline (a Redis
+// store that hangs must not hold the admin endpoint) and writes serve's
+// answer as JSON.
+func adminRoute(method string, serve func(ctx context.Context, r *http.Request) (any, error)) caddy.AdminHandler {
+	return caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != method {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed; use %s", method)}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		out, err := serve(ctx, r)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(out)
+	})
 }
 
 // handleUser serves DELETE /wechat_auth/users/<openid>[?app_id=<appid>]:
 // every session of the user is revoked, in every app unless app_id
 // narrows it (openids are per app, so that is only a safety net). With the
 // Redis store the revocation reaches every gateway sharing it.
-func (a AdminAPI) handleUser(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodDelete {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed; use DELETE")}
-	}
+func (AdminAPI) handleUser(ctx context.Context, r *http.Request) (any, error) {
 	openid := strings.TrimPrefix(r.URL.Path, "/wechat_auth/users/")
 	if openid == "" || strings.Contains(openid, "/") || len(openid) > 128 {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("the path must be /wechat_auth/users/<openid>")}
+		return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("the path must be /wechat_auth/users/<openid>")}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
 	type appResult struct {
 		AppID   string `json:"app_id"`
 		Revoked int    `json:"revoked"`
@@ -67,23 +81,17 @@ func (a AdminAPI) handleUser(w http.ResponseWriter, r *http.Request) error {
 	for _, ls := range store.Live(r.URL.Query().Get("app_id")) {
 		n, err := ls.Store.RevokeUser(ctx, openid)
 		if err != nil {
-			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("app %s: the session store is unavailable", ls.AppID)}
+			return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("app %s: the session store is unavailable", ls.AppID)}
 		}
 		result.Revoked += n
 		result.Apps = append(result.Apps, appResult{AppID: ls.AppID, Revoked: n})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(result)
+	return result, nil
 }
 
 // handleStats serves GET /wechat_auth/stats: session counts per app, and
 // nothing about any user.
-func (a AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed; use GET")}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
+func (AdminAPI) handleStats(ctx context.Context, r *http.Request) (any, error) {
 	type appStats struct {
 		AppID    string `json:"app_id"`
 		Store    string `json:"store"`
@@ -103,8 +111,7 @@ func (a AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Apps = append(out.Apps, st)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(out)
+	return out, nil
 }
 
 // Interface guard
