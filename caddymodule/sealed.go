@@ -56,6 +56,6 @@ func (h *Handler) sealedFailed(w http.ResponseWriter, endpoint string, err error
 	}
 	f := classifyWeChatError(err)
 	h.metrics.decryptions.WithLabelValues(endpoint, f.code).Inc()
-	h.logger.Warn(endpoint+" failed", append(fields, zap.String("result", f.code), zap.Error(err))...)
+	h.logger.Warn(endpoint+" failed", append(fields, zap.String("result", f.code), errorField(err))...)
 	return f.write(w)
 }
