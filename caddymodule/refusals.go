@@ -32,13 +32,15 @@ import (
 
 // The limiter's table: a fixed number of shards, each holding at most
 // refusalShardCapacity clients. Its memory is bounded whatever the number
-// of clients (about 64 B a client, 4 MiB at most), and clients are only
-// in it while they have a refusal in the current window or a login in
-// flight. When a shard is full, a new client evicts the least harmful of
-// a few sampled entries (a window that ended, else the fewest refusals):
-// an attacker who churns through more addresses than the table holds can
-// at worst forget some of his own counts, which a per-address limit
-// cannot stop anyway (that needs a broader key, see above).
+// of clients (about 96 B a client with the maps' overhead: 6 MiB when
+// full, as measured). A client is in it while it has a login in flight
+// or a refused code; an entry whose window is over stays until it is
+// touched again or its shard needs the room. When a shard is full, a
+// new client evicts the least harmful of a few sampled entries (a window
+// that ended, else the fewest refusals): an attacker who churns through
+// more addresses than the table holds can at worst forget some of his
+// own counts, which a per-address limit cannot stop anyway (that needs a
+// broader key, see above).
 const (
 	refusalShards         = 64
 	refusalShardCapacity  = 1024
