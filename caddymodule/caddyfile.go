@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -38,6 +39,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    session_ttl         <duration>
 //	    session_key_grace   <duration>|off
 //	    timeout             <duration>
+//	    body_timeout        <duration>
+//	    refused_code_limit  <n> [<window>] | off
 //	    mode                required|optional
 //	    require_phone
 //	    max_data_age        <duration>|off
@@ -98,6 +101,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.SessionKeyGrace = &grace
 		case "timeout":
 			err = caddyconf.Duration(d, &h.Timeout, timeoutRange)
+		case "body_timeout":
+			err = caddyconf.Duration(d, &h.BodyTimeout, bodyTimeoutRange)
+		case "refused_code_limit":
+			err = h.unmarshalRefusedCodeLimit(d)
 		case "max_data_age":
 			err = caddyconf.Duration(d, &h.MaxDataAge, maxDataAgeRange)
 		case "mode":
@@ -127,6 +134,46 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	withDefaults := *h
 	withDefaults.applyDefaults()
 	return wrap(d, checkHeaderNames(&withDefaults))
+}
+
+// unmarshalRefusedCodeLimit parses `refused_code_limit <n> [<window>]`
+// and `refused_code_limit off`.
+func (h *Handler) unmarshalRefusedCodeLimit(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Err("refused_code_limit needs a number of refused codes (and optionally a window), or off")
+	}
+	limit := 0
+	if d.Val() != "off" {
+		n, err := strconv.Atoi(d.Val())
+		if err != nil {
+			return d.Errf("refused_code_limit: %q is not a whole number (or off)", d.Val())
+		}
+		if n == 0 {
+			return d.Err("refused_code_limit must be at least 1; use off to turn it off")
+		}
+		if err := caddyconf.CheckInt("refused_code_limit", n, 1, maxRefusedCodeLimit); err != nil {
+			return d.Err(err.Error())
+		}
+		limit = n
+		if d.NextArg() {
+			v, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("refused_code_limit: window %q is not a duration (e.g. 1m)", d.Val())
+			}
+			if v <= 0 {
+				return d.Errf("refused_code_limit: the window must be a positive duration, got %q", d.Val())
+			}
+			if err := refusedWindowRange.Check("refused_code_limit window", v); err != nil {
+				return d.Err(err.Error())
+			}
+			h.RefusedCodeWindow = caddy.Duration(v)
+		}
+	}
+	if d.NextArg() {
+		return d.Errf("refused_code_limit takes a number and a window, or off; got another argument: %q", d.Val())
+	}
+	h.RefusedCodeLimit = &limit
+	return nil
 }
 
 // unmarshalStore parses `store <backend> [{ ... }]`.

@@ -118,3 +118,40 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestCaddyfileLimits(t *testing.T) {
+	for body, want := range map[string]string{
+		"body_timeout 30s\n\trefused_code_limit 50 30s": `"body_timeout":30000000000,"refused_code_limit":50,"refused_code_window":30000000000`,
+		"refused_code_limit 5":                          `"refused_code_limit":5}`,
+		"refused_code_limit off":                        `"refused_code_limit":0}`,
+	} {
+		h := new(Handler)
+		d := caddyfile.NewTestDispenser("wechat_auth {\n\tapp_id wx1234567890abcdef\n\tapp_secret s\n\t" + body + "\n}")
+		if err := h.UnmarshalCaddyfile(d); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if got, _ := json.Marshal(h); !strings.Contains(string(got), want) {
+			t.Errorf("%s: parsed %s, want %s", body, got, want)
+		}
+	}
+	const app = "wechat_auth {\n\tapp_id wx1234567890abcdef\n\tapp_secret s\n"
+	for _, c := range []struct{ body, want string }{
+		{"body_timeout 500ms", "body_timeout must be between 1s and 5m0s"},
+		{"body_timeout 10m", "body_timeout must be between 1s and 5m0s"},
+		{"body_timeout off", `body_timeout: "off" is not a duration`},
+		{"refused_code_limit", "refused_code_limit needs a number"},
+		{"refused_code_limit 0", "refused_code_limit must be at least 1; use off"},
+		{"refused_code_limit -3", "refused_code_limit must be between 1 and 100000"},
+		{"refused_code_limit many", `refused_code_limit: "many" is not a whole number`},
+		{"refused_code_limit 20 soon", `window "soon" is not a duration`},
+		{"refused_code_limit 20 10ms", "refused_code_limit window must be between 1s and 1h0m0s"},
+		{"refused_code_limit 20 0", "the window must be a positive duration"},
+		{"refused_code_limit 20 1m 3", `got another argument: "3"`},
+		{"refused_code_limit off 1m", `got another argument: "1m"`},
+	} {
+		_, err := adapt(t, ":8080 {\n"+app+"\t"+c.body+"\n}\n}")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "Caddyfile:") {
+			t.Errorf("%s: error %v, want %q and the file:line", c.body, err, c.want)
+		}
+	}
+}

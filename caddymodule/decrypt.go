@@ -18,7 +18,7 @@ type decryptRequest struct {
 // with the caller's session key, after the watermark check.
 func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ store.TokenHash, sess store.Session) error {
 	var req decryptRequest
-	if !decodeJSONBody(w, r, &req) {
+	if !h.decodeBody(w, r, &req) {
 		return nil
 	}
 	if req.EncryptedData == "" || req.IV == "" {

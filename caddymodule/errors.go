@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -22,6 +23,7 @@ const (
 	codePhoneRequired      = "phone_required"
 	codeMethodNotAllowed   = "method_not_allowed"
 	codeBodyTooLarge       = "body_too_large"
+	codeRequestTimeout     = "request_timeout"
 	codeUnsupportedMedia   = "unsupported_media_type"
 	codeRateLimited        = "rate_limited"
 	codeWeChatError        = "wechat_error"
@@ -112,14 +114,41 @@ func classifyPhoneCodeError(err error) wechatFailure {
 	return f
 }
 
-// errcodeField logs WeChat's errcode, when the error carries one. Only the
-// code: messages from WeChat may carry a rid, which is not ours to log.
+// errcodeField logs WeChat's errcode, when the error carries one.
 func errcodeField(err error) zap.Field {
 	var apiErr *wechat.APIError
 	if errors.As(err, &apiErr) {
 		return zap.Int("errcode", apiErr.Code)
 	}
 	return zap.Skip()
+}
+
+// errorField logs an error's text as the "error" field, without the
+// request id WeChat appends to its messages ("invalid code, rid: ..."
+// today, "hints: [ req_id: ... ]" in older answers). A rid identifies
+// one call in WeChat's own logs: it is WeChat's to know, not ours to
+// spread into log pipelines. Every log line of the handler that carries
+// an error goes through here; the wechat package keeps the rid in its
+// errors for callers that want it.
+func errorField(err error) zap.Field {
+	var apiErr *wechat.APIError
+	if !errors.As(err, &apiErr) {
+		return zap.Error(err)
+	}
+	clean := *apiErr
+	clean.Msg = withoutRequestID(apiErr.Msg)
+	return zap.String("error", strings.Replace(err.Error(), apiErr.Error(), clean.Error(), 1))
+}
+
+// withoutRequestID cuts WeChat's request id off an errmsg.
+func withoutRequestID(msg string) string {
+	lower := strings.ToLower(msg)
+	for _, marker := range []string{"rid:", "rid :", "hint:", "hints:", "req_id"} {
+		if i := strings.Index(lower, marker); i >= 0 {
+			msg, lower = msg[:i], lower[:i]
+		}
+	}
+	return strings.TrimRight(msg, " ,;:[(")
 }
 
 // write answers a failed WeChat call.
@@ -139,7 +168,7 @@ func (h *Handler) storeFailed(w http.ResponseWriter, operation string, err error
 	h.logger.Error("session store failed", append(fields,
 		zap.String("operation", operation),
 		zap.String("result", codeStoreUnavailable),
-		zap.Error(err))...)
+		errorField(err))...)
 	w.Header().Set("Retry-After", "1")
 	return writeError(w, http.StatusServiceUnavailable, codeStoreUnavailable, "the session store is unavailable: retry later")
 }

@@ -34,6 +34,12 @@ const (
 	DefaultPathPrefix      = "/wechat"
 	DefaultSessionTTL      = 720 * time.Hour
 	DefaultSessionKeyGrace = 5 * time.Minute
+	DefaultBodyTimeout     = 10 * time.Second
+
+	// DefaultRefusedCodeLimit refused login codes per client and
+	// DefaultRefusedCodeWindow: see Handler.RefusedCodeLimit.
+	DefaultRefusedCodeLimit  = 20
+	DefaultRefusedCodeWindow = time.Minute
 
 	// ModeRequired answers 401 to a pass-through request without a token.
 	ModeRequired = "required"
@@ -54,7 +60,12 @@ var (
 	sessionKeyGraceRange = caddyconf.Range{Min: time.Second, Max: time.Hour, ZeroOff: true}
 	timeoutRange         = caddyconf.Range{Min: 100 * time.Millisecond, Max: time.Minute}
 	maxDataAgeRange      = caddyconf.Range{Min: time.Second, Max: 30 * 24 * time.Hour, ZeroOff: true}
+	bodyTimeoutRange     = caddyconf.Range{Min: time.Second, Max: 5 * time.Minute}
+	refusedWindowRange   = caddyconf.Range{Min: time.Second, Max: time.Hour}
 )
+
+// Bounds of refused_code_limit's count (0 is off).
+const maxRefusedCodeLimit = 100000
 
 // Handler is the wechat_auth HTTP handler. It serves the login endpoints
 // under PathPrefix and, for every other request, checks the bearer token
@@ -93,6 +104,26 @@ type Handler struct {
 
 	// Time limit of each call to WeChat, from 100ms to 1m. Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Time limit for reading the request body of an endpoint (login,
+	// phone, decrypt), from 1s to 5m; a client slower than that is
+	// answered 408 request_timeout and its connection closed, so slow
+	// bodies cannot hold logins open. Default: 10s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+
+	// How many login codes WeChat may refuse (40029, 40163, 41008) for
+	// one client ({client_ip}, which honours the server's
+	// trusted_proxies; IPv6 clients by /64) within RefusedCodeWindow.
+	// After that, the client's logins answer 429 rate_limited with
+	// Retry-After until the window is over, without calling WeChat.
+	// Refusals are counted, not logins: honest users behind one address
+	// send valid codes. From 1 to 100000; 0 turns the limit off.
+	// Default: 20.
+	RefusedCodeLimit *int `json:"refused_code_limit,omitempty"`
+
+	// The window of RefusedCodeLimit, from 1s to 1h. It starts at a
+	// client's first refused code. Default: 1m.
+	RefusedCodeWindow caddy.Duration `json:"refused_code_window,omitempty"`
 
 	// What a pass-through request without a token gets: "required" (401)
 	// or "optional" (passes on anonymously). Default: required.
@@ -136,6 +167,7 @@ type Handler struct {
 	metrics      *handlerMetrics
 	headers      identityHeaders
 	paths        endpointPaths
+	refusals     *refusalLimiter // nil when refused_code_limit is off
 }
 
 // endpointPaths are the endpoints' full paths, from PathPrefix.
@@ -200,6 +232,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.headers = newIdentityHeaders(h)
 	h.paths = newEndpointPaths(h.PathPrefix)
+	if *h.RefusedCodeLimit > 0 {
+		h.refusals = newRefusalLimiter(*h.RefusedCodeLimit, time.Duration(h.RefusedCodeWindow))
+	}
 	h.metrics = newHandlerMetrics(ctx, h.appID)
 	h.client = wechat.NewClient(h.appID, secret,
 		wechat.WithBaseURL(cmp.Or(apiBase, wechat.DefaultBaseURL)),
@@ -219,6 +254,8 @@ func (h *Handler) applyDefaults() {
 	h.PathPrefix = cmp.Or(h.PathPrefix, DefaultPathPrefix)
 	h.SessionTTL = cmp.Or(h.SessionTTL, caddy.Duration(DefaultSessionTTL))
 	h.Timeout = cmp.Or(h.Timeout, caddy.Duration(wechat.DefaultTimeout))
+	h.BodyTimeout = cmp.Or(h.BodyTimeout, caddy.Duration(DefaultBodyTimeout))
+	h.RefusedCodeWindow = cmp.Or(h.RefusedCodeWindow, caddy.Duration(DefaultRefusedCodeWindow))
 	h.Mode = cmp.Or(h.Mode, ModeRequired)
 	h.HeaderOpenID = cmp.Or(h.HeaderOpenID, DefaultHeaderOpenID)
 	h.HeaderUnionID = cmp.Or(h.HeaderUnionID, DefaultHeaderUnionID)
@@ -228,6 +265,10 @@ func (h *Handler) applyDefaults() {
 	if h.SessionKeyGrace == nil {
 		grace := caddy.Duration(DefaultSessionKeyGrace)
 		h.SessionKeyGrace = &grace
+	}
+	if h.RefusedCodeLimit == nil {
+		limit := DefaultRefusedCodeLimit
+		h.RefusedCodeLimit = &limit
 	}
 }
 
@@ -248,10 +289,15 @@ func (h *Handler) Validate() error {
 		{"session_key_grace", *h.SessionKeyGrace, sessionKeyGraceRange},
 		{"timeout", h.Timeout, timeoutRange},
 		{"max_data_age", h.MaxDataAge, maxDataAgeRange},
+		{"body_timeout", h.BodyTimeout, bodyTimeoutRange},
+		{"refused_code_window", h.RefusedCodeWindow, refusedWindowRange},
 	} {
 		if err := c.r.Check(c.name, time.Duration(c.v)); err != nil {
 			return err
 		}
+	}
+	if err := caddyconf.CheckInt("refused_code_limit", *h.RefusedCodeLimit, 0, maxRefusedCodeLimit); err != nil {
+		return err
 	}
 	return checkHeaderNames(h)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -755,10 +756,15 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	enc, iv, _ := fake.SealPhone("leo")
 	a.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": enc, "iv": iv})
 	a.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": enc[:len(enc)-8] + "AAAAAAA=", "iv": iv})
-	for _, code := range []int{40029, 40226, 45011, -1, 40125, 99999} {
+	// A code of its own for each: a code WeChat refused is remembered,
+	// and sent again would not reach WeChat.
+	for i, code := range []int{40029, 40226, 45011, -1, 40125, 99999} {
 		fake.FailNext(wechattest.APICode2Session, code, 2)
-		a.postJSON("/wechat/login", "", map[string]string{"code": "leo:x"})
+		a.postJSON("/wechat/login", "", map[string]string{"code": fmt.Sprintf("leo:x%d", i)})
 	}
+	// The phone code path's failures carry a rid too.
+	fake.FailNext(wechattest.APIPhoneNumber, 40029, 1)
+	a.postJSON("/wechat/phone", tok, map[string]string{"code": "leo:p"})
 	fake.RespondNext(wechattest.APICode2Session, 2, 500, "text/html", "<html>"+testSecret+"</html>")
 	a.postJSON("/wechat/login", "", map[string]string{"code": "leo:y"})
 	fake.RevokeTokens()
@@ -798,6 +804,20 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	if !bytes.Contains(logs, []byte(`"errcode":40226`)) {
 		t.Errorf("login failures should log WeChat's errcode")
+	}
+	// WeChat appends a request id to every errmsg ("invalid code, rid:
+	// 6523a4b1-..."): it is WeChat's, and no log line carries it, while
+	// the error text without it still does.
+	if i := bytes.Index(logs, []byte("rid:")); i >= 0 {
+		t.Errorf("the log holds a WeChat rid: %s", logs[max(0, i-300):min(len(logs), i+100)])
+	}
+	if rid := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}`).Find(logs); rid != nil {
+		t.Errorf("the log holds a WeChat rid: %s", rid)
+	}
+	for _, want := range []string{`"error":"wechat: jscode2session: errcode 40029: invalid code"`, `"error":"wechat: getuserphonenumber: errcode 40029: invalid code"`} {
+		if !bytes.Contains(logs, []byte(want)) {
+			t.Errorf("the log lacks %s", want)
+		}
 	}
 }
 

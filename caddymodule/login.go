@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
 // maxCodeLength bounds a wx.login code (WeChat's are 32 characters).
@@ -47,13 +50,30 @@ func (e storeFailure) Unwrap() error { return e.err }
 
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
-	if !decodeJSONBody(w, r, &req) {
+	if !h.decodeBody(w, r, &req) {
 		h.metrics.login(codeInvalidRequest)
 		return nil
 	}
 	if !validCode(req.Code) {
 		h.metrics.login(codeInvalidRequest)
 		return writeError(w, http.StatusBadRequest, codeInvalidRequest, `"code" must be the code of wx.login()`)
+	}
+
+	// A client whose codes WeChat keeps refusing is stopped here, before
+	// it spends the app's quota (see refusals.go).
+	var release func(refused bool) (reachedLimit bool)
+	if h.refusals != nil {
+		var (
+			retryAfter time.Duration
+			ok         bool
+		)
+		release, retryAfter, ok = h.refusals.acquire(r.Context(), clientOf(r))
+		if !ok {
+			h.metrics.login(codeRateLimited)
+			w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(retryAfter), 10))
+			return writeError(w, http.StatusTooManyRequests, codeRateLimited,
+				"too many invalid login codes from this address: retry after the time in Retry-After")
+		}
 	}
 
 	// Concurrent posts of one code (a client retrying before the first
@@ -65,6 +85,13 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	v, err, _ := h.logins.Do(key, func() (any, error) {
 		return h.login(context.WithoutCancel(r.Context()), req.Code, key)
 	})
+	if release != nil && release(err != nil && wechat.IsInvalidCode(err)) {
+		ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+		h.logger.Warn("too many refused login codes: the client's logins answer 429 until its window ends",
+			zap.String("client_ip", ip),
+			zap.Int("refused_code_limit", *h.RefusedCodeLimit),
+			zap.Duration("window", time.Duration(h.RefusedCodeWindow)))
+	}
 	if err != nil {
 		var sf storeFailure
 		if errors.As(err, &sf) {
@@ -76,7 +103,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Warn("login failed",
 			zap.String("result", f.code),
 			errcodeField(err),
-			zap.Error(err))
+			errorField(err))
 		return f.write(w)
 	}
 	res := v.(*loginResult)
@@ -100,14 +127,15 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 // login answers a code: with the session it already created when the code
-// was seen in the last five minutes, else by exchanging it with WeChat.
+// was seen in the last five minutes, with WeChat's refusal when WeChat
+// refused it in the last five minutes, else by exchanging it with WeChat.
 func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, error) {
 	sealed, err := h.store.GetLoginResult(ctx, key)
 	switch {
 	case err == nil:
 		res, err := h.replayLogin(ctx, code, sealed)
 		if err != nil {
-			return nil, storeFailure{"lookup", err}
+			return nil, err
 		}
 		if res != nil {
 			return res, nil
@@ -118,6 +146,9 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 
 	ws, err := h.client.Code2Session(ctx, code)
 	if err != nil {
+		if wechat.IsInvalidCode(err) {
+			return h.refused(ctx, code, key, err)
+		}
 		return nil, err
 	}
 	token, err := newToken()
@@ -136,32 +167,73 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 		user = sess.User
 	}
 
-	if sealed, err := sealLoginResult(h.client.AppID(), code, token, expiresAt); err == nil {
+	if sealed, err := sealLoginResult(h.client.AppID(), code, sealedLogin{Token: token, ExpiresAt: expiresAt.Unix()}); err == nil {
 		if err := h.store.PutLoginResult(ctx, key, sealed, loginRetryWindow); err != nil {
 			// The login itself succeeded; only a retry of it would now
 			// make a second WeChat call (and get invalid_code).
-			h.logger.Warn("could not keep the login result for retries", zap.Error(err))
+			h.logger.Warn("could not keep the login result for retries", errorField(err))
 		}
 	}
 	return &loginResult{token: token, expiresAt: expiresAt, user: user}, nil
 }
 
-// replayLogin opens a kept login result and checks its session still
-// lives. It returns nil, nil when there is nothing to replay (a logout in
-// between ended the session), and an error only when the store failed.
+// refused handles WeChat's refusal of code. A code refused as already
+// used (40163) may have been logged in a moment ago by the same client
+// through another gateway sharing the store: when that login's answer is
+// kept by now and its session lives, it is the answer (as a retry would
+// get it). Otherwise the refusal is remembered, so that the code sent
+// again within loginRetryWindow is answered the same without a call.
+func (h *Handler) refused(ctx context.Context, code, key string, err error) (*loginResult, error) {
+	if kept, gerr := h.store.GetLoginResult(ctx, key); gerr == nil {
+		if res, rerr := h.replayLogin(ctx, code, kept); res != nil && rerr == nil {
+			return res, nil
+		}
+	}
+	var apiErr *wechat.APIError
+	if !errors.As(err, &apiErr) {
+		return nil, err
+	}
+	if sealed, serr := sealLoginResult(h.client.AppID(), code, sealedLogin{Refused: apiErr.Code}); serr == nil {
+		if perr := h.store.PutLoginResult(ctx, key, sealed, loginRetryWindow); perr != nil {
+			// Only a repeat of this code costs a WeChat call again.
+			h.logger.Warn("could not remember a refused login code", errorField(perr))
+		}
+	}
+	return nil, err
+}
+
+// refusedCode is WeChat's refusal of a code, remembered from an earlier
+// exchange: it unwraps to the *wechat.APIError WeChat answered then, so
+// it is classified and answered exactly the same.
+type refusedCode struct{ apiErr *wechat.APIError }
+
+func (e refusedCode) Error() string {
+	return "wechat refused this code within the last 5 minutes (errcode " + strconv.Itoa(e.apiErr.Code) + "); not sent again"
+}
+
+func (e refusedCode) Unwrap() error { return e.apiErr }
+
+// replayLogin opens a kept login result: a refusal it returns as the
+// error WeChat gave, a session it returns after checking the session
+// still lives. It returns nil, nil when there is nothing to replay (an
+// entry it cannot open, or a logout in between ended the session), and
+// a storeFailure when the store failed.
 func (h *Handler) replayLogin(ctx context.Context, code string, sealed []byte) (*loginResult, error) {
-	token, expiresAt, err := openLoginResult(h.client.AppID(), code, sealed)
+	sl, err := openLoginResult(h.client.AppID(), code, sealed)
 	if err != nil {
 		return nil, nil
 	}
-	sess, err := store.LookupFresh(ctx, h.store, store.HashToken(token))
+	if sl.Refused != 0 {
+		return nil, refusedCode{&wechat.APIError{API: wechat.APICode2Session, Code: sl.Refused}}
+	}
+	sess, err := store.LookupFresh(ctx, h.store, store.HashToken(sl.Token))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, storeFailure{"lookup", err}
 	}
-	return &loginResult{token: token, expiresAt: expiresAt, user: sess.User, retried: true}, nil
+	return &loginResult{token: sl.Token, expiresAt: time.Unix(sl.ExpiresAt, 0), user: sess.User, retried: true}, nil
 }
 
 // validCode accepts what a wx.login code can be: printable ASCII, bounded.

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"time"
 )
 
 // The answer to a login code is kept for retries under a key derived from
@@ -16,6 +15,10 @@ import (
 // store then holds neither codes nor tokens: to open an entry one needs
 // the code itself, and whoever holds a fresh code could log in with it
 // anyway. Domain-separated hashes keep the two keys unrelated.
+//
+// The same entry remembers a code WeChat refused (its errcode instead of
+// a token), so that sending that code again costs no WeChat call. Sealed
+// too: nobody without the code can make a good code look refused.
 const (
 	loginKeyDomain  = "caddy-wechat-auth login-retry id\x00"
 	loginSealDomain = "caddy-wechat-auth login-retry seal\x00"
@@ -26,9 +29,12 @@ func (h *Handler) loginKey(code string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// sealedLogin is a kept answer: a session (token and expiry), or
+// WeChat's refusal of the code (its errcode).
 type sealedLogin struct {
-	Token     string `json:"t"`
-	ExpiresAt int64  `json:"e"`
+	Token     string `json:"t,omitempty"`
+	ExpiresAt int64  `json:"e,omitempty"`
+	Refused   int    `json:"r,omitempty"`
 }
 
 func loginAEAD(appID, code string) (cipher.AEAD, error) {
@@ -40,12 +46,12 @@ func loginAEAD(appID, code string) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func sealLoginResult(appID, code, token string, expiresAt time.Time) ([]byte, error) {
+func sealLoginResult(appID, code string, sl sealedLogin) ([]byte, error) {
 	aead, err := loginAEAD(appID, code)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(sealedLogin{Token: token, ExpiresAt: expiresAt.Unix()})
+	plain, err := json.Marshal(sl)
 	if err != nil {
 		return nil, err
 	}
@@ -56,21 +62,19 @@ func sealLoginResult(appID, code, token string, expiresAt time.Time) ([]byte, er
 	return aead.Seal(nonce, nonce, plain, nil), nil
 }
 
-func openLoginResult(appID, code string, sealed []byte) (string, time.Time, error) {
+func openLoginResult(appID, code string, sealed []byte) (sealedLogin, error) {
+	var sl sealedLogin
 	aead, err := loginAEAD(appID, code)
 	if err != nil {
-		return "", time.Time{}, err
+		return sl, err
 	}
 	if len(sealed) < aead.NonceSize() {
-		return "", time.Time{}, errors.New("sealed login result too short")
+		return sl, errors.New("sealed login result too short")
 	}
 	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
 	if err != nil {
-		return "", time.Time{}, err
+		return sl, err
 	}
-	var sl sealedLogin
-	if err := json.Unmarshal(plain, &sl); err != nil {
-		return "", time.Time{}, err
-	}
-	return sl.Token, time.Unix(sl.ExpiresAt, 0), nil
+	err = json.Unmarshal(plain, &sl)
+	return sl, err
 }

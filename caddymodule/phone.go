@@ -29,7 +29,7 @@ type phoneResponse struct {
 // caller, so it is forwarded upstream from then on.
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.TokenHash, sess store.Session) error {
 	var req phoneRequest
-	if !decodeJSONBody(w, r, &req) {
+	if !h.decodeBody(w, r, &req) {
 		return nil
 	}
 	openid := zap.String("openid", sess.User.OpenID)
@@ -51,7 +51,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.Tok
 		if info, err = h.client.PhoneNumber(r.Context(), req.Code); err != nil {
 			f := classifyPhoneCodeError(err)
 			h.logger.Warn("phone binding failed", openid, zap.String("form", form),
-				zap.String("result", f.code), errcodeField(err), zap.Error(err))
+				zap.String("result", f.code), errcodeField(err), errorField(err))
 			return f.write(w)
 		}
 	case req.EncryptedData != "" && req.IV != "":

@@ -6,8 +6,49 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
+
+// decodeBody reads an endpoint's JSON body into v under the handler's
+// body_timeout, as decodeJSONBody does. The read deadline is the
+// endpoint's own: a client trickling its body (one byte every few
+// seconds keeps a plain server waiting forever) is answered 408 and its
+// connection closed once body_timeout has passed, so slow clients
+// cannot hold logins open by the hundred. A read_timeout of the server
+// that ends earlier still ends it.
+//
+// The deadline is lifted once the body has been read whole, so that it
+// bounds nothing after it; when the body was not read whole (an answer
+// of 4xx), it is left in place to bound net/http's drain of the rest.
+func (h *Handler) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(time.Duration(h.BodyTimeout))
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.ReadTimeout > 0 {
+		if start, ok := caddyhttp.GetVar(r.Context(), "start_time").(time.Time); ok {
+			deadline = minTime(deadline, start.Add(time.Duration(srv.ReadTimeout)))
+		}
+	}
+	// A writer that cannot set deadlines (a test recorder) reads
+	// without one.
+	set := rc.SetReadDeadline(deadline) == nil
+	ok := decodeJSONBody(w, r, v)
+	if set && ok {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	return ok
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
 
 // decodeJSONBody reads the request body into v. On any problem it answers
 // the request itself (413, 415 or 400) and returns false; the caller then
@@ -27,6 +68,13 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	// Content-Length (chunked) is told apart from one of exactly 16 KiB.
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
+		if isTimeout(err) {
+			// The connection is of no further use: the rest of the body
+			// would take as long again.
+			w.Header().Set("Connection", "close")
+			_ = writeError(w, http.StatusRequestTimeout, codeRequestTimeout, "the request body was not received in time")
+			return false
+		}
 		_ = writeError(w, http.StatusBadRequest, codeInvalidRequest, "could not read the request body")
 		return false
 	}
@@ -39,6 +87,12 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// isTimeout reports a read that ran into its deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 var errTrailingData = errors.New("trailing data after the JSON value")

@@ -60,6 +60,6 @@ func (h *Handler) sealedFailed(w http.ResponseWriter, endpoint string, err error
 	if endpoint == "phone" {
 		msg = "phone binding failed"
 	}
-	h.logger.Warn(msg, append(fields, zap.String("result", f.code), zap.Error(err))...)
+	h.logger.Warn(msg, append(fields, zap.String("result", f.code), errorField(err))...)
 	return f.write(w)
 }
