@@ -15,6 +15,7 @@ export type GatewayErrorCode =
   | 'method_not_allowed'
   | 'body_too_large'
   | 'unsupported_media_type'
+  | 'request_timeout'
   | 'rate_limited'
   | 'wechat_error'
   | 'wechat_unavailable'
