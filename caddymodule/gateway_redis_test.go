@@ -248,8 +248,9 @@ func TestRedisOutageIsNever401(t *testing.T) {
 // TestRevocationIsInstant: a logout and an admin revocation through
 // gateway A reach gateway B, another process with cache_ttl 5s that has
 // the token cached, within 100 ms (B hears of them on the invalidation
-// channel). With B's subscription cut (CLIENT KILL), B still refuses a
-// token logged out meanwhile within cache_ttl.
+// channel); so do a phone binding and a re-login that rotates the
+// session key. With B's subscription cut (CLIENT KILL), B still refuses
+// a token logged out meanwhile within cache_ttl.
 func TestRevocationIsInstant(t *testing.T) {
 	srv := redistest.Start(t)
 	store := redisStoreBlock("address "+srv.Addr(), "cache_ttl 5s")
@@ -304,11 +305,46 @@ func TestRevocationIsInstant(t *testing.T) {
 		}
 	}
 
+	// seenOnB polls B from the moment a change was answered on A until
+	// B forwards what it changed, and returns how long that took.
+	seenOnB := func(tok, header, want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			st, h := b.upstreamHeaders(tok)
+			if st != 200 {
+				t.Fatalf("B answered %d", st)
+			}
+			if h.Get(header) == want {
+				return time.Since(start)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("B still forwards %s %q %v after the change on A", header, h.Get(header), time.Since(start))
+			}
+		}
+	}
+
 	const trials = 5
-	var lags []time.Duration
+	var lags, changeLags []time.Duration
 	for i := range trials {
+		// A phone bound through A, then a re-login through A that
+		// rotates the session key and brings a unionid: B forwards
+		// both.
+		user := fmt.Sprintf("yuki%d", i)
+		tok := a.login(user)
+		cachedOnB(tok)
+		a.fake.SetPhone(user, fmt.Sprintf("1370000%04d", i), "86")
+		if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": user}); r.status != 200 {
+			t.Fatalf("phone on A: %d %s", r.status, r.raw)
+		}
+		changeLags = append(changeLags, seenOnB(tok, "X-Wechat-Phone", fmt.Sprintf("1370000%04d", i)))
+		cachedOnB(tok)
+		a.fake.SetUnionID(user, "oUnion-"+user)
+		a.login(user + ":2")
+		changeLags = append(changeLags, seenOnB(tok, "X-Wechat-Unionid", "oUnion-"+user))
+
 		// Logout on A.
-		tok := a.login(fmt.Sprintf("ulla:%d", 2*i+1))
+		tok = a.login(fmt.Sprintf("ulla:%d", 2*i+1))
 		cachedOnB(tok)
 		if r := a.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
 			t.Fatalf("logout on A: %d", r.status)
@@ -327,8 +363,14 @@ func TestRevocationIsInstant(t *testing.T) {
 	}
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	t.Logf("B refused a token logged out or revoked on A after %v (min), %v (median), %v (max) of %d", lags[0], lags[len(lags)/2], lags[len(lags)-1], len(lags))
+	sort.Slice(changeLags, func(i, j int) bool { return changeLags[i] < changeLags[j] })
+	t.Logf("B forwarded a phone bound or a unionid brought by a re-login on A after %v (min), %v (median), %v (max) of %d",
+		changeLags[0], changeLags[len(changeLags)/2], changeLags[len(changeLags)-1], len(changeLags))
 	if worst := lags[len(lags)-1]; worst > 100*time.Millisecond {
 		t.Fatalf("B honoured a revoked token for %v (want within 100ms; cache_ttl is 5s)", worst)
+	}
+	if worst := changeLags[len(changeLags)-1]; worst > 100*time.Millisecond {
+		t.Fatalf("B forwarded a user's old record for %v after the change (want within 100ms; cache_ttl is 5s)", worst)
 	}
 
 	// The subscription cut: B notices, subscribes again and drops its

@@ -126,6 +126,9 @@ func (c *lookupCache) get(th store.TokenHash, now int64) (store.Session, bool) {
 
 // generation is read before a look-up goes to Redis; see put.
 func (c *lookupCache) generation(th store.TokenHash) uint64 {
+	if !c.enabled() {
+		return 0
+	}
 	return c.shard(&th).gen.Load()
 }
 
@@ -133,7 +136,7 @@ func (c *lookupCache) generation(th store.TokenHash) uint64 {
 // whichever comes first, unless th's shard saw an invalidation since gen
 // was read, or the invalidation channel is not live.
 func (c *lookupCache) put(th store.TokenHash, sess store.Session, gen uint64, now time.Time) {
-	if !c.live.Load() {
+	if !c.enabled() || !c.live.Load() {
 		return
 	}
 	until := now.Add(c.ttl)

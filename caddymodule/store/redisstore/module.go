@@ -97,10 +97,13 @@ type RedisStore struct {
 	// (sentinel mode, where it is required).
 	MasterName string `json:"master_name,omitempty"`
 
-	// SentinelUsername and SentinelPassword authenticate to the
-	// sentinels themselves (sentinel mode), when they require it; the
-	// password is never logged. Default: none.
+	// SentinelUsername is the ACL user of the sentinels themselves
+	// (sentinel mode), when they require one. Default: none.
 	SentinelUsername string `json:"sentinel_username,omitempty"`
+
+	// SentinelPassword is the sentinels' own password (sentinel mode);
+	// use a placeholder such as {env.SENTINEL_PASSWORD}. It is never
+	// logged. Default: none.
 	SentinelPassword string `json:"sentinel_password,omitempty"`
 
 	// Username for Redis ACLs (Redis 6+). Default: none.

@@ -448,11 +448,11 @@ func (s *redisStore) read(ctx context.Context, th store.TokenHash) (store.Sessio
 		return store.Session{}, err
 	}
 	ver, sess, err := decodeCopy(v)
-	if err != nil {
-		return store.Session{}, s.failure(err)
-	}
-	if ver == provisional || !sess.ExpiresAt.After(time.Now()) {
-		return store.Session{}, store.ErrNotFound // Redis has not expired it yet
+	if err != nil || ver == provisional || !sess.ExpiresAt.After(time.Now()) {
+		// Not a session this store wrote (one of an earlier layout,
+		// say), half written, or expired and not yet dropped by Redis:
+		// not authenticated, and the client logs in again.
+		return store.Session{}, store.ErrNotFound
 	}
 	return sess, nil
 }
@@ -483,9 +483,7 @@ func (s *redisStore) LookupFresh(ctx context.Context, th store.TokenHash) (store
 		return store.Session{}, store.ErrNotFound // revoked meanwhile
 	}
 	sess.User = store.User{OpenID: f[0], UnionID: f[1], SessionKey: f[2], Phone: f[3], CountryCode: f[4]}
-	if s.cache.enabled() {
-		s.cache.put(th, sess, gen, time.Now())
-	}
+	s.cache.put(th, sess, gen, time.Now())
 	return sess, nil
 }
 
@@ -513,7 +511,7 @@ func (s *redisStore) DeleteSession(ctx context.Context, th store.TokenHash) erro
 	}
 	_, sess, err := decodeCopy(v)
 	if err != nil {
-		return s.failure(err)
+		return nil // not one of ours: nothing indexes it
 	}
 	return s.commit(ctx, []string{sk, s.tokensKey(sess.User.OpenID), s.indexKey()}, func(p redis.Pipeliner) {
 		p.HDel(ctx, s.tokensKey(sess.User.OpenID), hx)
