@@ -169,9 +169,15 @@ func (sh *cacheShard) slot(now int64) int32 {
 		sh.free = sh.free[:n-1]
 		return i
 	}
-	if len(sh.entries) < sh.capacity {
-		sh.entries = append(sh.entries, cacheEntry{})
-		return int32(len(sh.entries) - 1)
+	if n := len(sh.entries); n < sh.capacity {
+		if n == cap(sh.entries) {
+			// Grow as append would, but never past the capacity.
+			grown := make([]cacheEntry, n, min(max(2*n, 64), sh.capacity))
+			copy(grown, sh.entries)
+			sh.entries = grown
+		}
+		sh.entries = sh.entries[:n+1]
+		return int32(n)
 	}
 	// CLOCK: every slot is in use here (free is empty). Two turns at most:
 	// the first clears every reference bit it passes.

@@ -59,7 +59,7 @@ const (
 	// maxDB bounds db: Redis's own default is 16 databases, and a
 	// configuration can raise that, but not to millions.
 	maxDB = 1 << 16
-	// maxCacheSize bounds cache_size (about 300 bytes an entry).
+	// maxCacheSize bounds cache_size (about 500 bytes an entry).
 	maxCacheSize = 10_000_000
 )
 
@@ -136,7 +136,7 @@ type RedisStore struct {
 	// after CacheTTL. 0 turns the cache off. Default: 5s.
 	CacheTTL *caddy.Duration `json:"cache_ttl,omitempty"`
 
-	// CacheSize bounds the local cache, in sessions (about 300 bytes
+	// CacheSize bounds the local cache, in sessions (about 500 bytes
 	// each); when it is full the least recently used go first (CLOCK).
 	// Default: 100000.
 	CacheSize int `json:"cache_size,omitempty"`

@@ -50,8 +50,9 @@ import (
 //     token and answers the user's other tokens; (3) every copy of the
 //     user is rewritten at that version, never over a newer one and never
 //     recreated once deleted; (4) the change is announced. A revocation
-//     running meanwhile finds the token in (2) only if its copy exists
-//     from (1), and deletes it; (3) then cannot bring it back.
+//     running meanwhile can find the token in the user's index only
+//     after (2), when the copy exists already (1), so it deletes the
+//     copy, and (3) cannot bring it back.
 //   - logout: the copy is deleted and announced in one script, then
 //     dropped from the user's index and from idx.
 //   - revoke: the user's index is read, every listed copy deleted, then
