@@ -6,7 +6,9 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # the Redis store tests
-command -v node >/dev/null 2>&1 || need+=(nodejs)              # the client kit's tests
+# redis-cli makes the test clusters (redis-cli --cluster create).
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v node >/dev/null 2>&1 || need+=(nodejs) # the client kit's tests
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v curl >/dev/null 2>&1 || need+=(curl) # the README walkthrough (e2e)
 # -race needs cgo, so the C compiler go uses (gcc unless CC says otherwise).

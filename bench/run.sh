@@ -4,15 +4,17 @@
 #   bash bench/run.sh [--rounds N] [--duration SECONDS] [--connections N] [--warmup SECONDS]
 #
 # Builds Caddy with the plugin (cmd/caddy), the Go upstream and the token
-# helper into bench/out/, starts the upstream and one Caddy with four sites
-# (bench/Caddyfile), and drives them with wrk:
+# helper into bench/out/, starts the upstream, a redis-server and one Caddy
+# with five sites (bench/Caddyfile), and drives them with wrk:
 #
 #   plain         GET  :18080/          reverse_proxy
 #   wechat_auth   GET  :18081/          wechat_auth (valid token) + reverse_proxy
+#   wechat_redis  GET  :18084/          the same with the Redis store (local cache on)
 #   forward_auth  GET  :18082/          forward_auth to the upstream's /auth + reverse_proxy
 #   decrypt       POST :18081/wechat/decrypt  (a sealed phone number, legacy form)
 #
-# Caddy runs on CPU 0 with GOMAXPROCS=1; wrk and the upstream share CPU 1.
+# Caddy runs on CPU 0 with GOMAXPROCS=1; wrk, the upstream and Redis share
+# CPU 1.
 # Rounds are interleaved (every round runs every site, in a rotated order),
 # and the table gives medians over rounds, each as a ratio to plain
 # reverse_proxy measured in the same run, plus Caddy's CPU time per request
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--duration) DURATION=$2; shift 2 ;;
 	--connections) CONNECTIONS=$2; shift 2 ;;
 	--warmup) WARMUP=$2; shift 2 ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -42,11 +44,14 @@ mkdir -p "$OUT"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # --- tools ---------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-	log "installing wrk (Debian package)"
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]} (Debian packages)"
 	SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 	$SUDO apt-get update -qq
-	$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v go >/dev/null || { echo "go is required" >&2; exit 1; }
 
@@ -67,7 +72,7 @@ go build -o "$OUT/upstream" ./bench/upstream
 go build -o "$OUT/mint" ./bench/mint
 
 # --- start ---------------------------------------------------------------
-for port in 18080 18081 18082 18083 18090 12019; do
+for port in 18080 18081 18082 18083 18084 18085 18090 18379 12019; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "port $port is already in use: stop what listens there first" >&2
 		exit 1
@@ -84,6 +89,9 @@ trap cleanup EXIT INT TERM
 GOMAXPROCS=1 "${LOAD_CPU[@]}" "$OUT/upstream" -addr 127.0.0.1:18090 2>"$OUT/upstream.log" &
 UPSTREAM_PID=$!
 PIDS+=("$UPSTREAM_PID")
+"${LOAD_CPU[@]}" redis-server --port 18379 --bind 127.0.0.1 --save "" --appendonly no \
+	--dir "$OUT" --logfile "$PWD/$OUT/redis.log" &
+PIDS+=("$!")
 # Keep Caddy's state (autosave, certificates) out of the user's home.
 XDG_CONFIG_HOME="$PWD/$OUT/xdg" XDG_DATA_HOME="$PWD/$OUT/xdg" GOMAXPROCS=1 \
 	"${CADDY_CPU[@]}" "$OUT/caddy" run --config bench/Caddyfile --adapter caddyfile 2>"$OUT/caddy.log" &
@@ -98,9 +106,10 @@ curl -fs -o /dev/null http://127.0.0.1:18080/ || { echo "caddy did not start; se
 
 "$OUT/mint" -out "$OUT" >&2
 TOKEN=$(cat "$OUT/token")
+TOKEN_REDIS=$(cat "$OUT/token_redis")
 
 # --- measure -------------------------------------------------------------
-SITES=(plain wechat_auth forward_auth decrypt)
+SITES=(plain wechat_auth wechat_redis forward_auth decrypt)
 
 # ticks prints a process's utime+stime in clock ticks.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -112,6 +121,7 @@ run_wrk() { # site seconds -> wrk output
 	# The same request everywhere: plain forwards the header it does not check.
 	plain) args+=(-H "Authorization: Bearer $TOKEN" http://127.0.0.1:18080/) ;;
 	wechat_auth) args+=(-H "Authorization: Bearer $TOKEN" http://127.0.0.1:18081/) ;;
+	wechat_redis) args+=(-H "Authorization: Bearer $TOKEN_REDIS" http://127.0.0.1:18084/) ;;
 	forward_auth) args+=(-H "Authorization: Bearer $TOKEN" http://127.0.0.1:18082/) ;;
 	decrypt) args+=(-s "$OUT/decrypt.lua" http://127.0.0.1:18081/wechat/decrypt) ;;
 	esac
@@ -185,13 +195,14 @@ done
 	done
 	echo
 	awk -v a="${RPS[wechat_auth]}" -v f="${RPS[forward_auth]}" -v d="${RPS[decrypt]}" -v p="${RPS[plain]}" \
-		-v ca="${CPU[wechat_auth]}" -v cf="${CPU[forward_auth]}" 'BEGIN {
+		-v ca="${CPU[wechat_auth]}" -v cf="${CPU[forward_auth]}" -v r="${RPS[wechat_redis]}" -v rr="${RATIO[wechat_redis]}" 'BEGIN {
 		printf "wechat_auth / plain = %.3f (target >= 0.97)\n", a / p
+		printf "wechat_auth with the Redis store / plain = %.3f, per-round median %.3f (target >= 0.95)\n", r / p, rr
 		printf "wechat_auth / forward_auth = %.2fx throughput, %.2fx Caddy CPU per request (target >= 2x)\n", a / f, cf / ca
 		printf "decrypt / plain = %.3f (target >= 0.8)\n", d / p }'
 	echo
 	echo "Medians of $ROUNDS interleaved rounds of ${DURATION}s, wrk -t1 -c$CONNECTIONS."
-	echo "Caddy pinned to CPU 0 with GOMAXPROCS=1; wrk and the upstream on CPU 1."
+	echo "Caddy pinned to CPU 0 with GOMAXPROCS=1; wrk, the upstream and Redis on CPU 1."
 	echo "Machine: $NCPU x $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(uname -sr), $(go version | awk '{ print $3 }')."
 } | tee "$OUT/results.md"
 

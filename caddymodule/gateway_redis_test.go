@@ -1,40 +1,169 @@
 package caddymodule
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
+// gatewayEnv carries the Caddyfile of a gateway that the test binary
+// runs as a child process (see startGatewayProcess).
+const gatewayEnv = "WECHAT_AUTH_TEST_GATEWAY_CADDYFILE"
+
+// TestMain runs the package's tests, or, in a child process started by
+// startGatewayProcess, one more gateway.
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(gatewayEnv); cfg != "" {
+		os.Exit(runGatewayProcess(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+// runGatewayProcess loads cfg into this process's Caddy, says "ready",
+// and runs until its standard input is closed.
+func runGatewayProcess(cfg string) int {
+	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "adapting:", err)
+		return 1
+	}
+	if err := caddy.Load(js, true); err != nil {
+		fmt.Fprintln(os.Stderr, "loading:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = caddy.Stop()
+	return 0
+}
+
+// startGatewayProcess runs another gateway of app a in a child process
+// (this test binary), on a free port, with storeBlock as its store: its
+// own Redis connections, local cache and admin API, as a second machine
+// would have. The in-process admin API then reaches only the first
+// gateway's store, and the child learns of changes through Redis alone.
+func startGatewayProcess(t *testing.T, a *testApp, storeBlock string) *testApp {
+	t.Helper()
+	port := redistest.FreePort(t)
+	site := strings.Replace(a.site(storeBlock), "http://localhost:9080", "http://127.0.0.1:"+strconv.Itoa(port), 1)
+	cfg := "{\n\tadmin off\n\tpersist_config off\n\tgrace_period 1ms\n}\n" + site
+	// Not os.Args[0]: caddytest rewrites os.Args.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), gatewayEnv+"="+cfg)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	var stderrMu sync.Mutex
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		stderrMu.Lock()
+		defer stderrMu.Unlock()
+		return stderr.Write(p)
+	})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- true
+			}
+		}
+		ready <- false
+	}()
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	select {
+	case ok := <-ready:
+		if !ok {
+			stderrMu.Lock()
+			defer stderrMu.Unlock()
+			t.Fatalf("the gateway process did not start:\n%s", stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the gateway process did not start within a minute")
+	}
+	return a.on("http://127.0.0.1:" + strconv.Itoa(port))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// redisStoreBlock is a store redis block of the given settings (one a
+// line), for a gateway site.
+func redisStoreBlock(settings ...string) string {
+	return "store redis {\n\t\t\t" + strings.Join(settings, "\n\t\t\t") + "\n\t\t}"
+}
+
 // twoGateways runs two wechat_auth gateways of one app on one Redis inside
 // the in-process Caddy: A on localhost:9080, B on 127.0.0.1:9080. Their
 // store settings differ in timeout only, which gives each its own Redis
 // client and its own local cache, as two Caddy processes would have.
 type twoGateways struct {
-	A, B          *testApp
-	stop, restart func()
+	A, B *testApp
 }
 
-func startTwoGateways(t *testing.T) *twoGateways {
+func startTwoGateways(t *testing.T, settings ...string) *twoGateways {
 	t.Helper()
-	// Persistence on, as in production: a restarted Redis keeps sessions.
-	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	addr, stop, restart := srv.Addr(), srv.Stop, srv.Restart
 	store := func(timeout string) string {
-		return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tcache_ttl 200ms\n\t\t\ttimeout %s\n\t\t}", addr, timeout)
+		return redisStoreBlock(append(settings, "cache_ttl 200ms", "timeout "+timeout)...)
 	}
 	a := newApp(t)
 	a.load(globalOptions() + a.site(store("1s")) + otherHost(a.site(store("1001ms"))))
-	return &twoGateways{A: a, B: a.on("http://127.0.0.1:9080"), stop: stop, restart: restart}
+	return &twoGateways{A: a, B: a.on("http://127.0.0.1:9080")}
 }
 
 func TestTwoGatewaysShareSessions(t *testing.T) {
-	g := startTwoGateways(t)
+	// Persistence on, as in production: a restarted Redis keeps sessions.
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	shareSessions(t, startTwoGateways(t, "address "+srv.Addr()))
+}
+
+// shareSessions is the scenario of two gateways sharing sessions: logins,
+// retries, phone binding, key rotation and logout through one are seen by
+// the other.
+func shareSessions(t *testing.T, g *twoGateways) {
+	t.Helper()
 	g.A.fake.SetPhone("sam", "13700001234", "86")
 
 	// Login on A works on B.
@@ -78,7 +207,7 @@ func TestTwoGatewaysShareSessions(t *testing.T) {
 	}
 	g.B.login("sam:4")
 	expectError(t, g.A.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": old, "iv": oldIV}), 400, "decrypt_failed")
-	// Logout on B kills the token on A within cache_ttl.
+	// Logout on B kills the token on A.
 	if r := g.B.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
 		t.Fatalf("logout on B: %d", r.status)
 	}
@@ -89,9 +218,10 @@ func TestTwoGatewaysShareSessions(t *testing.T) {
 }
 
 func TestRedisOutageIsNever401(t *testing.T) {
-	g := startTwoGateways(t)
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	g := startTwoGateways(t, "address "+srv.Addr())
 	tok := g.A.login("tess")
-	g.stop()
+	srv.Stop()
 
 	// Past the local cache, every request needs Redis: 503, never 401.
 	time.Sleep(300 * time.Millisecond)
@@ -105,7 +235,7 @@ func TestRedisOutageIsNever401(t *testing.T) {
 	// store is down: 503 too, not 401.
 	expectError(t, g.A.do("GET", "/api/x", strings.Repeat("A", tokenLength), "", nil), 503, "store_unavailable")
 
-	g.restart()
+	srv.Restart()
 	storetest.Eventually(t, 3*time.Second, "recovery after Redis returns", func() bool {
 		st, _ := g.A.upstreamHeaders(tok)
 		return st == 200
@@ -113,4 +243,392 @@ func TestRedisOutageIsNever401(t *testing.T) {
 	if r := g.B.postJSON("/wechat/login", "", map[string]string{"code": "tess:3"}); r.status != 200 {
 		t.Fatalf("login after recovery: %d %s", r.status, r.raw)
 	}
+}
+
+// TestRevocationIsInstant: a logout and an admin revocation through
+// gateway A reach gateway B, another process with cache_ttl 5s that has
+// the token cached, within 100 ms (B hears of them on the invalidation
+// channel); so do a phone binding and a re-login that rotates the
+// session key. With B's subscription cut (CLIENT KILL), B still refuses
+// a token logged out meanwhile within cache_ttl.
+func TestRevocationIsInstant(t *testing.T) {
+	srv := redistest.Start(t)
+	store := redisStoreBlock("address "+srv.Addr(), "cache_ttl 5s")
+	a := newApp(t)
+	a.load(globalOptions() + a.site(store))
+	b := startGatewayProcess(t, a, store)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+
+	// getCalls counts the GETs Redis has served: a request that adds
+	// none was answered from a cache.
+	getCalls := func() int {
+		info := rdb.Info(ctx, "commandstats").Val()
+		for _, line := range strings.Split(info, "\r\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_get:calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	// cachedOnB makes sure B answers tok from its cache (so that only an
+	// invalidation can make it refuse tok before cache_ttl).
+	cachedOnB := func(tok string) {
+		t.Helper()
+		storetest.Eventually(t, 5*time.Second, "B caches the token", func() bool {
+			if st, _ := b.upstreamHeaders(tok); st != 200 {
+				t.Fatalf("B: %d", st)
+			}
+			before := getCalls()
+			st, _ := b.upstreamHeaders(tok)
+			return st == 200 && getCalls() == before
+		})
+	}
+	// refusedOnB polls B from the moment the change was answered on A,
+	// and returns how long B kept honouring the token.
+	refusedOnB := func(tok string, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			st, _ := b.upstreamHeaders(tok)
+			if st == 401 {
+				return time.Since(start)
+			}
+			if st != 200 {
+				t.Fatalf("B answered %d", st)
+			}
+			if time.Since(start) > within {
+				t.Fatalf("B still honours the token %v after it was revoked on A", time.Since(start))
+			}
+		}
+	}
+
+	// seenOnB polls B from the moment a change was answered on A until
+	// B forwards what it changed, and returns how long that took.
+	seenOnB := func(tok, header, want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			st, h := b.upstreamHeaders(tok)
+			if st != 200 {
+				t.Fatalf("B answered %d", st)
+			}
+			if h.Get(header) == want {
+				return time.Since(start)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("B still forwards %s %q %v after the change on A", header, h.Get(header), time.Since(start))
+			}
+		}
+	}
+
+	const trials = 5
+	var lags, changeLags []time.Duration
+	for i := range trials {
+		// A phone bound through A, then a re-login through A that
+		// rotates the session key and brings a unionid: B forwards
+		// both.
+		user := fmt.Sprintf("yuki%d", i)
+		tok := a.login(user)
+		cachedOnB(tok)
+		a.fake.SetPhone(user, fmt.Sprintf("1370000%04d", i), "86")
+		if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": user}); r.status != 200 {
+			t.Fatalf("phone on A: %d %s", r.status, r.raw)
+		}
+		changeLags = append(changeLags, seenOnB(tok, "X-Wechat-Phone", fmt.Sprintf("1370000%04d", i)))
+		cachedOnB(tok)
+		a.fake.SetUnionID(user, "oUnion-"+user)
+		a.login(user + ":2")
+		changeLags = append(changeLags, seenOnB(tok, "X-Wechat-Unionid", "oUnion-"+user))
+
+		// Logout on A.
+		tok = a.login(fmt.Sprintf("ulla:%d", 2*i+1))
+		cachedOnB(tok)
+		if r := a.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
+			t.Fatalf("logout on A: %d", r.status)
+		}
+		lags = append(lags, refusedOnB(tok, 5*time.Second))
+
+		// Admin revocation on A (A's admin API; B is another process).
+		tok = a.login(fmt.Sprintf("vera:%d", 2*i+1))
+		tok2 := a.login(fmt.Sprintf("vera:%d", 2*i+2))
+		cachedOnB(tok)
+		cachedOnB(tok2)
+		if st, body := adminDo(t, "DELETE", "/wechat_auth/users/"+a.fake.OpenID("vera")); st != 200 || !strings.Contains(body, `"revoked":2`) {
+			t.Fatalf("admin revoke on A: %d %s", st, body)
+		}
+		lags = append(lags, refusedOnB(tok, 5*time.Second), refusedOnB(tok2, 5*time.Second))
+	}
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	t.Logf("B refused a token logged out or revoked on A after %v (min), %v (median), %v (max) of %d", lags[0], lags[len(lags)/2], lags[len(lags)-1], len(lags))
+	sort.Slice(changeLags, func(i, j int) bool { return changeLags[i] < changeLags[j] })
+	t.Logf("B forwarded a phone bound or a unionid brought by a re-login on A after %v (min), %v (median), %v (max) of %d",
+		changeLags[0], changeLags[len(changeLags)/2], changeLags[len(changeLags)-1], len(changeLags))
+	if worst := lags[len(lags)-1]; worst > 100*time.Millisecond {
+		t.Fatalf("B honoured a revoked token for %v (want within 100ms; cache_ttl is 5s)", worst)
+	}
+	if worst := changeLags[len(changeLags)-1]; worst > 100*time.Millisecond {
+		t.Fatalf("B forwarded a user's old record for %v after the change (want within 100ms; cache_ttl is 5s)", worst)
+	}
+
+	// The subscription cut: B notices, subscribes again and drops its
+	// cache; whatever it missed meanwhile, within cache_ttl it refuses.
+	tok := a.login("wanda")
+	cachedOnB(tok)
+	if n, err := rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n < 2 {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %d, %v (want A's and B's subscriptions)", n, err)
+	}
+	if r := a.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
+		t.Fatalf("logout on A: %d", r.status)
+	}
+	lag := refusedOnB(tok, 5*time.Second)
+	t.Logf("with the subscription cut: B refused the token after %v (cache_ttl 5s)", lag)
+}
+
+// TestLogoutIsImmediate is issue 15's item 4 through HTTP: on the gateway
+// that answered a logout (or an admin revocation) 204 (200), no request
+// that starts afterwards is served, while other requests with the token
+// run throughout. Tried many times; TestRedisStoreLogoutIsImmediate
+// tries the store's race in a tighter loop.
+func TestLogoutIsImmediate(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startGateway(t, redisStoreBlock("address "+srv.Addr(), "cache_ttl 1m"))
+	for i := range 40 {
+		code := fmt.Sprintf("xena:%d", i+1)
+		tok := a.login(code)
+		if st, _ := a.upstreamHeaders(tok); st != 200 {
+			t.Fatalf("fresh token: %d", st)
+		}
+		var done atomic.Bool
+		var served atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					after := done.Load()
+					req, _ := http.NewRequest("GET", gatewayBase+"/api/x", nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					resp, err := a.client.Do(req)
+					if err != nil {
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 200 && after {
+						served.Add(1)
+					}
+				}
+			}()
+		}
+		time.Sleep(5 * time.Millisecond)
+		if i%2 == 0 {
+			if r := a.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
+				t.Fatalf("logout: %d", r.status)
+			}
+		} else if st, body := adminDo(t, "DELETE", "/wechat_auth/users/"+a.fake.OpenID("xena")); st != 200 {
+			t.Fatalf("admin revoke: %d %s", st, body)
+		}
+		done.Store(true)
+		time.Sleep(5 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if n := served.Load(); n > 0 {
+			t.Fatalf("trial %d: %d requests that started after the logout was answered were served", i, n)
+		}
+	}
+}
+
+// failoverTraffic sends requests with tokens through gateways until
+// stopped: pass-through (answered from the local cache when it can) and
+// GET /wechat/session (always from Redis). It fails the test on any
+// answer other than 200 or 503 store_unavailable, and measures the time
+// from the first 503 to the last.
+type failoverTraffic struct {
+	t                   *testing.T
+	stop                chan struct{}
+	wg                  sync.WaitGroup
+	ok, unavailable     atomic.Int64
+	firstFail, lastFail atomic.Int64
+	bad                 atomic.Value
+}
+
+func startFailoverTraffic(t *testing.T, gateways []*testApp, tokens []string) *failoverTraffic {
+	f := &failoverTraffic{t: t, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for gi, g := range gateways {
+		for w := range 2 {
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				for i := w; ; i++ {
+					select {
+					case <-f.stop:
+						return
+					default:
+					}
+					path := "/api/x"
+					if i%2 == 1 {
+						path = "/wechat/session"
+					}
+					base := g.base
+					if base == "" {
+						base = gatewayBase
+					}
+					req, _ := http.NewRequest("GET", base+path, nil)
+					req.Header.Set("Authorization", "Bearer "+tokens[(i+gi)%len(tokens)])
+					resp, err := client.Do(req)
+					if err != nil {
+						f.bad.Store(fmt.Sprintf("%s%s: %v", base, path, err))
+						continue
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					switch {
+					case resp.StatusCode == 200:
+						f.ok.Add(1)
+					case resp.StatusCode == 503 && strings.Contains(string(body), `"store_unavailable"`):
+						now := time.Now().UnixNano()
+						f.firstFail.CompareAndSwap(0, now)
+						f.lastFail.Store(now)
+						f.unavailable.Add(1)
+						time.Sleep(5 * time.Millisecond)
+					default:
+						f.bad.Store(fmt.Sprintf("%s%s: %d %s", base, path, resp.StatusCode, body))
+					}
+				}
+			}()
+		}
+	}
+	return f
+}
+
+// end stops the traffic, fails on a wrong answer, and returns the 503
+// window.
+func (f *failoverTraffic) end() time.Duration {
+	f.t.Helper()
+	close(f.stop)
+	f.wg.Wait()
+	if b := f.bad.Load(); b != nil {
+		f.t.Fatalf("during the failover a request was answered neither 200 nor 503 store_unavailable: %v", b)
+	}
+	if f.firstFail.Load() == 0 {
+		return 0
+	}
+	return time.Duration(f.lastFail.Load() - f.firstFail.Load())
+}
+
+// allServe waits until every token passes through every gateway and
+// reads its session.
+func allServe(t *testing.T, gateways []*testApp, tokens []string, within time.Duration) {
+	t.Helper()
+	storetest.Eventually(t, within, "every token served again", func() bool {
+		for _, g := range gateways {
+			for _, tok := range tokens {
+				if st, _ := g.upstreamHeaders(tok); st != 200 {
+					return false
+				}
+				if r := g.do("GET", "/wechat/session", tok, "", nil); r.status != 200 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestSentinelFailover: two gateways (this process and another) on a
+// Sentinel-managed primary with a replica; traffic flows while the
+// primary is killed and the sentinels promote the replica. No request is
+// answered 401; requests that need Redis answer 503 for a while (the
+// window is logged), and then everything works again by itself: old
+// tokens, logins, logouts.
+func TestSentinelFailover(t *testing.T) {
+	sn := redistest.StartSentinel(t, redistest.SentinelOptions{})
+	store := redisStoreBlock("mode sentinel", "address "+strings.Join(sn.Addrs(), " "), "master_name "+redistest.MasterName)
+	a := newApp(t)
+	a.load(globalOptions() + a.site(store))
+	b := startGatewayProcess(t, a, store)
+	gateways := []*testApp{a, b}
+	var tokens []string
+	for i := range 6 {
+		tokens = append(tokens, gateways[i%2].login(fmt.Sprintf("user%d", i)))
+	}
+	allServe(t, gateways, tokens, 5*time.Second)
+
+	traffic := startFailoverTraffic(t, gateways, tokens)
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	old := sn.KillPrimary()
+	now := sn.WaitFailover(old, 30*time.Second)
+	promoted := time.Since(start)
+	allServe(t, gateways, tokens, 15*time.Second)
+	window := traffic.end()
+	t.Logf("primary %s killed; replica %s promoted after %v; 503 store_unavailable for %v (%d answers 503, %d answers 200, no 401)",
+		old, now, promoted.Round(time.Millisecond), window.Round(time.Millisecond), traffic.unavailable.Load(), traffic.ok.Load())
+
+	afterFailover(t, a, b, tokens)
+}
+
+// afterFailover: logins, logouts and revocations work again, on both
+// gateways.
+func afterFailover(t *testing.T, a, b *testApp, tokens []string) {
+	t.Helper()
+	tok := b.login("user0:2")
+	if st, _ := a.upstreamHeaders(tok); st != 200 {
+		t.Fatalf("a login after the failover on B, used on A: %d", st)
+	}
+	if r := a.do("POST", "/wechat/logout", tokens[1], "", nil); r.status != 204 {
+		t.Fatalf("logout after the failover: %d", r.status)
+	}
+	storetest.Eventually(t, 3*time.Second, "the logout seen on B", func() bool {
+		st, _ := b.upstreamHeaders(tokens[1])
+		return st == 401
+	})
+	if st, _ := b.upstreamHeaders(tokens[0]); st != 200 {
+		t.Fatalf("an old token after the failover: %d", st)
+	}
+}
+
+// TestClusterTwoGateways: TestTwoGatewaysShareSessions on a Redis Cluster
+// of three primaries, then a primary is killed under traffic and its
+// replica promoted: no 401, the 503 window logged, and everything works
+// again by itself.
+func TestClusterTwoGateways(t *testing.T) {
+	cl := redistest.StartCluster(t, nil)
+	seeds := "address " + strings.Join(cl.Addrs(), " ")
+	g := startTwoGateways(t, "mode cluster", seeds)
+	shareSessions(t, g)
+
+	var tokens []string
+	for i := range 6 {
+		tokens = append(tokens, []*testApp{g.A, g.B}[i%2].login(fmt.Sprintf("user%d", i)))
+	}
+	cl.WaitReplicated()
+	gateways := []*testApp{g.A, g.B}
+	allServe(t, gateways, tokens, 5*time.Second)
+
+	traffic := startFailoverTraffic(t, gateways, tokens)
+	time.Sleep(200 * time.Millisecond)
+	// The primary that holds user0's record (and some sessions).
+	key := "wechat_auth:" + g.A.appID + ":u:{" + g.A.fake.OpenID("user0") + "}"
+	start := time.Now()
+	killed := cl.KillPrimaryFor(key)
+	promoted := cl.WaitFailover(killed, key, 30*time.Second)
+	took := time.Since(start)
+	allServe(t, gateways, tokens, 15*time.Second)
+	window := traffic.end()
+	t.Logf("primary %s killed; replica %s promoted after %v; 503 store_unavailable for %v (%d answers 503, %d answers 200, no 401)",
+		killed.Addr(), promoted.Addr(), took.Round(time.Millisecond), window.Round(time.Millisecond), traffic.unavailable.Load(), traffic.ok.Load())
+
+	afterFailover(t, g.A, g.B, tokens)
 }

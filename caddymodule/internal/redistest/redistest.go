@@ -1,12 +1,21 @@
 // Package redistest starts real redis-server processes for the tests of
 // the Redis store and of gateways that use it, each on free loopback
-// ports of its own.
+// ports of its own: a standalone server (Start), a primary with a
+// replica watched by three sentinels (StartSentinel), and a Redis Cluster
+// of three primaries with a replica each (StartCluster), with or without
+// TLS.
+//
+// When redis-server (or, for a cluster, redis-cli) is not installed the
+// test is skipped, except in CI (CI=true), where that is a failure: the
+// Redis tests must run there (.ci/install-deps.sh installs them).
 package redistest
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +33,7 @@ type Server struct {
 	bin  string
 	port int
 	args []string
+	tls  *TLS
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -35,27 +45,62 @@ type Server struct {
 // when the test ends. Without extra arguments it keeps nothing on disk;
 // pass e.g. "--appendonly", "yes" for a server whose data survives a
 // restart. Stop and Restart may be called any number of times.
-//
-// When redis-server is not installed the test is skipped, except in CI
-// (CI=true), where that is a failure: the Redis tests must run there.
 func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return start(t, nil, t.TempDir(), nil, extraArgs)
+}
+
+// StartTLS is Start with TLS only (no plain port), with a certificate of
+// tc's CA for 127.0.0.1.
+func StartTLS(t testing.TB, tc *TLS, extraArgs ...string) *Server {
+	t.Helper()
+	return start(t, tc, t.TempDir(), nil, extraArgs)
+}
+
+// need finds a program or skips (fails in CI).
+func need(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is required in CI (.ci/install-deps.sh installs it): %v", err)
+			t.Fatalf("%s is required in CI (.ci/install-deps.sh installs it): %v", name, err)
 		}
-		t.Skipf("redis-server not installed: %v", err)
+		t.Skipf("%s not installed: %v", name, err)
 	}
-	dir := t.TempDir()
-	r := &Server{t: t, bin: bin}
+	return bin
+}
+
+// start starts redis-server with leading arguments (a config file) before
+// the common ones, and extra after them.
+func start(t testing.TB, tc *TLS, dir string, leading, extra []string) *Server {
+	t.Helper()
+	return startOn(t, 0, tc, dir, leading, extra)
+}
+
+// startOn is start on a given port (0: a free one).
+func startOn(t testing.TB, port int, tc *TLS, dir string, leading, extra []string) *Server {
+	t.Helper()
+	bin := need(t, "redis-server")
+	r := &Server{t: t, bin: bin, tls: tc}
 	for attempt := 0; ; attempt++ {
-		r.port = FreePort(t)
-		r.args = append([]string{
-			"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-			"--dir", dir, "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--logfile", "",
-		}, extraArgs...)
+		r.port = port
+		if port == 0 || attempt > 0 {
+			r.port = FreePort(t)
+		}
+		args := append([]string(nil), leading...)
+		if tc != nil {
+			args = append(args, "--port", "0", "--tls-port", strconv.Itoa(r.port))
+			args = append(args, tc.serverArgs()...)
+		} else {
+			args = append(args, "--port", strconv.Itoa(r.port))
+		}
+		args = append(args, "--bind", "127.0.0.1", "--dir", dir, "--daemonize", "no", "--logfile", "")
+		if len(leading) == 0 || leading[len(leading)-1] != "--sentinel" {
+			// A replica's first sync starts at once, not after the
+			// default 5s wait for more replicas.
+			args = append(args, "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0")
+		}
+		r.args = append(args, extra...)
 		err := r.start()
 		if err == nil {
 			break
@@ -81,6 +126,9 @@ func FreePort(t testing.TB) int {
 // Addr is the server's host:port.
 func (r *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
 
+// Port is the server's port.
+func (r *Server) Port() int { return r.port }
+
 func (r *Server) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -96,7 +144,7 @@ func (r *Server) start() error {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !ping(r.Addr()) {
+	for !ping(r.Addr(), r.tls) {
 		select {
 		case <-done:
 			return fmt.Errorf("redis-server exited: %s", out)
@@ -114,19 +162,32 @@ func (r *Server) start() error {
 }
 
 // ping speaks just enough RESP to know the server is up.
-func ping(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+func ping(addr string, tc *TLS) bool {
+	line, err := roundTrip(addr, tc, "PING")
+	// A server with requirepass answers NOAUTH: it is up all the same.
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
+}
+
+// roundTrip sends one inline command and reads the first line of the
+// answer.
+func roundTrip(addr string, tc *TLS, command string) (string, error) {
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if tc != nil {
+		c, err = tls.DialWithDialer(d, "tcp", addr, tc.ClientConfig())
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
-		return false
+		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
+	if _, err := io.WriteString(c, command+"\r\n"); err != nil {
+		return "", err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	// A server with requirepass answers NOAUTH: it is up all the same.
-	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
+	return bufio.NewReader(c).ReadString('\n')
 }
 
 // Stop shuts the server down (SIGTERM, so that an append-only file is
@@ -145,6 +206,19 @@ func (r *Server) Stop() {
 		r.cmd.Process.Kill()
 		<-r.done
 	}
+	r.cmd = nil
+}
+
+// Kill kills the server at once (SIGKILL), as a crash or a lost machine
+// would: nothing is flushed, connections are reset.
+func (r *Server) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.done
 	r.cmd = nil
 }
 
@@ -169,4 +243,27 @@ func (r *Server) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// Output is what the server printed so far (for a failing test's log).
+func (r *Server) Output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.out == nil {
+		return ""
+	}
+	return r.out.String()
+}
+
+// eventually polls cond every 20ms until it holds, failing the test with
+// what after within.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: %s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -7,21 +7,22 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
 )
 
-// maxDB bounds db: Redis's own default is 16 databases, and a
-// configuration can raise that, but not to millions.
-const maxDB = 1 << 16
-
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
 //
 //	redis {
-//	    address    <host:port>
-//	    username   <name>
-//	    password   <password>
-//	    db         <n>
-//	    key_prefix <prefix>
+//	    mode              standalone|sentinel|cluster
+//	    address           <host:port>...
+//	    master_name       <name>
+//	    sentinel_username <name>
+//	    sentinel_password <password>
+//	    username          <name>
+//	    password          <password>
+//	    db                <n>
+//	    key_prefix        <prefix>
 //	    tls
-//	    cache_ttl  <duration>|off
-//	    timeout    <duration>
+//	    cache_ttl         <duration>|off
+//	    cache_size        <n>
+//	    timeout           <duration>
 //	}
 func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
@@ -31,8 +32,22 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		var err error
 		switch d.Val() {
+		case "mode":
+			err = caddyconf.OneArg(d, &r.Mode)
+			if err == nil && r.Mode != ModeStandalone && r.Mode != ModeSentinel && r.Mode != ModeCluster {
+				err = d.Errf("mode: %q is not one of standalone, sentinel, cluster", r.Mode)
+			}
 		case "address":
-			err = caddyconf.OneArg(d, &r.Address)
+			r.Address = append(r.Address, d.RemainingArgs()...)
+			if len(r.Address) == 0 {
+				err = d.Err("address needs one or more host:port")
+			}
+		case "master_name":
+			err = caddyconf.OneArg(d, &r.MasterName)
+		case "sentinel_username":
+			err = caddyconf.OneArg(d, &r.SentinelUsername)
+		case "sentinel_password":
+			err = caddyconf.OneArg(d, &r.SentinelPassword)
 		case "username":
 			err = caddyconf.OneArg(d, &r.Username)
 		case "password":
@@ -48,6 +63,8 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var ttl caddy.Duration
 			err = caddyconf.Duration(d, &ttl, cacheTTLRange)
 			r.CacheTTL = &ttl
+		case "cache_size":
+			err = caddyconf.Int(d, &r.CacheSize, 1, maxCacheSize)
 		case "timeout":
 			err = caddyconf.Duration(d, &r.Timeout, timeoutRange)
 		default:
@@ -56,6 +73,10 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return err
 		}
+	}
+	// What only makes sense together is known at the end of the block.
+	if err := r.checkTopology(); err != nil {
+		return d.Errf("redis store: %v", err)
 	}
 	return nil
 }

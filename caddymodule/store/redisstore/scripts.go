@@ -2,121 +2,201 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// Every multi-key update is one Lua script, so that nothing is ever
-// half-written. P is the store's prefix (key_prefix + app id + ":"). The
-// scripts read some keys whose names they derive from a value (the user
-// of a session, the sessions of a user): a standalone Redis allows that,
-// Redis Cluster does not.
-
-// createScript upserts the user (keeping unionid and phone when the login
-// has none), keeps the key it replaces for the grace, stores the session,
-// indexes it, and stretches the TTL of the user record and token set to
-// the longest session. It also drops index entries of expired sessions,
-// and, when a user has many, their dead tokens, so nothing grows without
-// bound.
+// The Lua scripts of the store. Every script declares every key it
+// touches in KEYS, and the keys of one script share a hash slot (the
+// user's keys carry the openid as their hash tag, {<openid>}), so every
+// script runs on Redis Cluster as on a single server. What spans slots
+// (a user's sessions lie in slots of their own) is done in steps from
+// Go, each step safe to interleave with any other; store.go says how.
 //
-//	KEYS[1] P s:<token hash>   the session
-//	KEYS[2] P u:<openid>       the user record
-//	KEYS[3] P t:<openid>       the user's token hashes
-//	KEYS[4] P idx              all sessions by expiry (for Count)
-//	KEYS[5] P pk:<openid>      the session key the newest login replaced
-//	ARGV[1] token hash (hex)   ARGV[2] openid       ARGV[3] unionid ("" keeps)
-//	ARGV[4] session key        ARGV[5] phone ("" keeps)  ARGV[6] country code
-//	ARGV[7] session TTL (ms)   ARGV[8] expiry (unix ms)  ARGV[9] now (unix ms)
-//	ARGV[10] P s: (to find the user's dead tokens)
-//	ARGV[11] key grace (ms; 0 keeps no previous key)
-var createScript = redis.NewScript(`
-local ttl = tonumber(ARGV[7])
-local old = redis.call('HGET', KEYS[2], 'session_key')
-if not old then
-  redis.call('DEL', KEYS[5])
-elseif old ~= ARGV[4] then
-  if tonumber(ARGV[11]) > 0 then
-    redis.call('SET', KEYS[5], old, 'PX', ARGV[11])
-  else
-    redis.call('DEL', KEYS[5])
-  end
-end
-redis.call('HSET', KEYS[2], 'openid', ARGV[2], 'session_key', ARGV[4])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'unionid', ARGV[3]) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'phone', ARGV[5], 'country_code', ARGV[6]) end
-redis.call('SET', KEYS[1], ARGV[8] .. ':' .. ARGV[2], 'PX', ttl)
-redis.call('SADD', KEYS[3], ARGV[1])
-for i = 2, 3 do
-  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-end
-redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[9])
-if redis.call('SCARD', KEYS[3]) > 32 then
-  for _, h in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    if redis.call('EXISTS', ARGV[10] .. h) == 0 then redis.call('SREM', KEYS[3], h) end
-  end
-end
-return 1
-`)
+// P below is the store's prefix (key_prefix + app id + ":").
+//
+// A session copy (P s:<token hash>) is one string, fields separated by
+// NUL bytes: version, expiry (unix ms), openid, unionid, session key,
+// phone, country code. The version is the user record's version when
+// the copy was written; a copy is only ever replaced by one of a higher
+// version, so rewrites that cross each other never go backwards.
 
-// lookupScript resolves a session and its user in one round trip. It
-// answers {expiry ms, openid, unionid, session key, phone, country code},
-// or nil.
+// prelude holds the helpers the scripts share.
+const prelude = `
+local function nextVersion(old)
+  local t = redis.call('TIME')
+  local v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local o = tonumber(old or '0') or 0
+  if v <= o then v = o + 1 end
+  return string.format('%.0f', v)
+end
+
+-- liveTokens drops the user's expired tokens from the token index and
+-- answers the others (hash, expiry, hash, expiry, ...) except skip, and
+-- the latest expiry of all.
+local function liveTokens(tkey, now, skip)
+  local all = redis.call('HGETALL', tkey)
+  local live, maxexp = {}, 0
+  for i = 1, #all, 2 do
+    local exp = tonumber(all[i + 1])
+    if exp <= now then
+      redis.call('HDEL', tkey, all[i])
+    else
+      if exp > maxexp then maxexp = exp end
+      if all[i] ~= skip then
+        live[#live + 1] = all[i]
+        live[#live + 1] = all[i + 1]
+      end
+    end
+  end
+  return live, maxexp
+end
+
+local function userFields(ukey)
+  local u = redis.call('HMGET', ukey, 'openid', 'unionid', 'session_key', 'phone', 'country_code')
+  for i = 1, 5 do u[i] = u[i] or '' end
+  return u
+end
+`
+
+// createUserScript is the user's half of a login: it upserts the user
+// record (keeping unionid and phone when the login has none), keeps the
+// key it replaces for the grace, indexes the new token, drops expired
+// ones, and stretches the record's and index's TTL to the user's latest
+// session. The version changes only when the record does.
+//
+// It answers {version, openid, unionid, session key, phone, country code,
+// changed ("1" or "0"), then the user's other live tokens as hash,
+// expiry, hash, expiry, ...}: the session copies to rewrite.
+//
+//	KEYS[1] P u:{<openid>}   the user record (a hash, with its version "ver")
+//	KEYS[2] P t:{<openid>}   the user's tokens: hash of token hash -> expiry (unix ms)
+//	KEYS[3] P pk:{<openid>}  the session key the newest login replaced
+//	ARGV[1] openid   ARGV[2] unionid ("" keeps)   ARGV[3] session key
+//	ARGV[4] phone ("" keeps)   ARGV[5] country code
+//	ARGV[6] token hash (hex)   ARGV[7] its expiry (unix ms)   ARGV[8] now (unix ms)
+//	ARGV[9] key grace (ms; 0 keeps no previous key)
+var createUserScript = redis.NewScript(prelude + createUserSrc)
+
+const createUserSrc = `
+local old = redis.call('HMGET', KEYS[1], 'session_key', 'unionid', 'phone', 'country_code', 'ver')
+local changed = false
+if not old[1] then
+  redis.call('DEL', KEYS[3])
+  changed = true
+elseif old[1] ~= ARGV[3] then
+  if tonumber(ARGV[9]) > 0 then
+    redis.call('SET', KEYS[3], old[1], 'PX', ARGV[9])
+  else
+    redis.call('DEL', KEYS[3])
+  end
+  changed = true
+end
+if ARGV[2] ~= '' and ARGV[2] ~= old[2] then changed = true end
+if ARGV[4] ~= '' and (ARGV[4] ~= old[3] or ARGV[5] ~= old[4]) then changed = true end
+local ver = old[5]
+if changed or not ver then
+  ver = nextVersion(ver)
+  redis.call('HSET', KEYS[1], 'openid', ARGV[1], 'session_key', ARGV[3], 'ver', ver)
+  if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'unionid', ARGV[2]) end
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'phone', ARGV[4], 'country_code', ARGV[5]) end
+end
+redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
+local others, maxexp = liveTokens(KEYS[2], tonumber(ARGV[8]), ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], maxexp)
+redis.call('PEXPIREAT', KEYS[2], maxexp)
+local out = userFields(KEYS[1])
+table.insert(out, 1, ver)
+out[7] = changed and '1' or '0'
+for i = 1, #others do out[7 + i] = others[i] end
+return out
+`
+
+// setCopyScript replaces a session copy by a newer version of it. It
+// never creates one (a copy that is gone was logged out or revoked and
+// stays gone) and never replaces a newer one; the copy keeps its TTL. It
+// answers 1 when it wrote, 0 when the copy is gone, 2 when the copy was
+// as new already.
 //
 //	KEYS[1] P s:<token hash>
-//	ARGV[1] P u: (the user record is ARGV[1] .. openid)
-var lookupScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local i = string.find(v, ':', 1, true)
-if not i then return false end
-local u = redis.call('HMGET', ARGV[1] .. string.sub(v, i + 1), 'openid', 'unionid', 'session_key', 'phone', 'country_code')
-if not u[1] then return false end
-return {string.sub(v, 1, i - 1), u[1], u[2] or '', u[3] or '', u[4] or '', u[5] or ''}
-`)
+//	ARGV[1] the new copy's version   ARGV[2] the new copy
+var setCopyScript = redis.NewScript(setCopySrc)
 
-// deleteScript removes one session and its entries in the user's token
-// set and the index.
-//
-//	KEYS[1] P s:<token hash>   KEYS[2] P idx
-//	ARGV[1] token hash (hex)   ARGV[2] P t: (the token set is ARGV[2] .. openid)
-var deleteScript = redis.NewScript(`
-redis.call('ZREM', KEYS[2], ARGV[1])
+const setCopySrc = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
+local i = string.find(v, '\0', 1, true)
+local cur = i and tonumber(string.sub(v, 1, i - 1))
+if cur and cur >= tonumber(ARGV[1]) then return 2 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+`
+
+// deleteScript removes one session copy and announces it to every
+// gateway in the same step, so that no gateway can read the copy after
+// the announcement. It answers the copy it removed, or nil.
+//
+//	KEYS[1] P s:<token hash>
+//	ARGV[1] the invalidation channel   ARGV[2] the announcement
+var deleteScript = redis.NewScript(deleteSrc)
+
+const deleteSrc = `
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
 redis.call('DEL', KEYS[1])
-local i = string.find(v, ':', 1, true)
-if i then redis.call('SREM', ARGV[2] .. string.sub(v, i + 1), ARGV[1]) end
-return 1
-`)
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return v
+`
 
-// revokeScript removes every session of a user, the user record and the
-// previous key, and answers how many sessions there were.
+// revokeEndScript ends a revocation, after the session copies are
+// deleted: it drops the revoked tokens (and the expired ones) from the
+// user's index, and the user record and previous key when no token is
+// left (a login that raced the revocation keeps its record), then
+// announces the change.
 //
-//	KEYS[1] P t:<openid>   KEYS[2] P u:<openid>   KEYS[3] P idx   KEYS[4] P pk:<openid>
-//	ARGV[1] P s: (each session is ARGV[1] .. token hash)
-var revokeScript = redis.NewScript(`
-local n = 0
-for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  n = n + redis.call('DEL', ARGV[1] .. h)
-  redis.call('ZREM', KEYS[3], h)
+//	KEYS[1] P u:{<openid>}   KEYS[2] P t:{<openid>}   KEYS[3] P pk:{<openid>}
+//	ARGV[1] the invalidation channel   ARGV[2] the announcement
+//	ARGV[3] now (unix ms)   ARGV[4...] the revoked token hashes
+var revokeEndScript = redis.NewScript(prelude + revokeEndSrc)
+
+const revokeEndSrc = `
+for i = 4, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+local _, maxexp = liveTokens(KEYS[2], tonumber(ARGV[3]), '')
+if maxexp == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`
+
+// bindPhoneScript records a phone number on the user record. It answers
+// nil when the user has no live session, else {version, openid, unionid,
+// session key, phone, country code, changed, then the live tokens as
+// hash, expiry, ...}, as createUserScript.
+//
+//	KEYS[1] P u:{<openid>}   KEYS[2] P t:{<openid>}
+//	ARGV[1] phone   ARGV[2] country code   ARGV[3] now (unix ms)
+var bindPhoneScript = redis.NewScript(prelude + bindPhoneSrc)
+
+const bindPhoneSrc = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local tokens, maxexp = liveTokens(KEYS[2], tonumber(ARGV[3]), '')
+if maxexp == 0 then return false end
+local cur = redis.call('HMGET', KEYS[1], 'phone', 'country_code', 'ver')
+local changed = cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2]
+local ver = cur[3]
+if changed or not ver then
+  ver = nextVersion(ver)
+  redis.call('HSET', KEYS[1], 'phone', ARGV[1], 'country_code', ARGV[2], 'ver', ver)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
-return n
-`)
-
-// bindPhoneScript records a phone number on an existing user record; it
-// answers 0 when there is none.
-//
-//	KEYS[1] P u:<openid>
-//	ARGV[1] phone   ARGV[2] country code
-var bindPhoneScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'phone', ARGV[1], 'country_code', ARGV[2])
-return 1
-`)
+local out = userFields(KEYS[1])
+table.insert(out, 1, ver)
+out[7] = changed and '1' or '0'
+for i = 1, #tokens do out[7 + i] = tokens[i] end
+return out
+`
 
 // countScript drops expired index entries and answers how many remain.
 //
-//	KEYS[1] P idx
+//	KEYS[1] P idx   sorted set of token hashes by expiry
 //	ARGV[1] now (unix ms)
-var countScript = redis.NewScript(`
+var countScript = redis.NewScript(countSrc)
+
+const countSrc = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZCARD', KEYS[1])
-`)
+`
