@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
@@ -195,7 +196,7 @@ func TestRefusedCodeLimitConcurrent(t *testing.T) {
 // A refusal remembered through one gateway holds on another that shares
 // the Redis store: the repeat costs no call there either.
 func TestRefusedCodeRememberedAcrossGateways(t *testing.T) {
-	g := startTwoGateways(t)
+	g := startTwoGateways(t, "address "+redistest.Start(t).Addr())
 	expectError(t, g.A.loginFrom("", "bad-shared"), http.StatusUnauthorized, "invalid_code")
 	expectError(t, g.B.loginFrom("", "bad-shared"), http.StatusUnauthorized, "invalid_code")
 	if n := g.A.fake.Calls(wechattest.APICode2Session); n != 1 {
