@@ -17,6 +17,14 @@ type memUser struct {
 	u   atomic.Pointer[packedUser] // nil once revoked: all its tokens are dead
 	n   int32                      // cache entries pointing here; guarded by memoryStore.mu
 	exp uint32                     // latest expiry of those, unix seconds rounded up; guarded by memoryStore.mu
+
+	// gen tells this record from an earlier one of the same openid in the
+	// persist file: a session there is restored only when its gen is its
+	// user's. Revoking a user deletes its record from the file, and the
+	// next login makes a record with a new gen, so the revoked sessions
+	// still in the file are never restored. Immutable. (memUser is 24
+	// bytes with or without it: Go's size class after 16 is 24.)
+	gen uint64
 }
 
 // packedUser is an immutable store.User whose five strings share one buffer.
