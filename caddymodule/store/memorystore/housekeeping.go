@@ -75,41 +75,81 @@ func (s *memoryStore) settle() {
 // trimToLimit drops the oldest sessions while there are more than
 // maxSessions. Under a fixed TTL the oldest session is the one that
 // expires first, so go-cache's expiries give the order. A FIFO of token
-// hashes would cost 32 bytes per session; instead a scan, one shard at a
-// time, collects the expiries, finds the cut-off, and a second scan
-// removes what expires by then: a batch of 1/128 of the limit beyond what
-// is needed, so that at 1M sessions it runs once per ~8k logins at the
-// limit. Only the housekeeper calls it; no request waits for it, and a
-// shard's lock is held for one shard's copy (go-cache's Items), never for
-// the whole scan. Logins during the scan can overshoot the limit by as
-// many sessions as they create meanwhile.
+// hashes would cost 32 bytes per session; instead the expiries of a
+// sample of the shards (all of them in a small store) give the cut-off
+// that removes the sessions over the limit and a batch of 1/128 of the
+// limit beyond (token hashes are uniform, so every shard is a fair
+// sample), and one pass over the shards removes what expires by then. At
+// 1M sessions that runs once per ~8k logins at the limit.
+//
+// Only the housekeeper calls it; no request waits for it. It holds one
+// shard's lock at a time, and pauses between shards so that a Lookup
+// seldom meets a shard it has locked. Logins during the pass can
+// overshoot the limit by as many sessions as they make meanwhile.
 func (s *memoryStore) trimToLimit() {
-	limit := int(s.maxSessions.Load())
-	if int(s.size.Load()) <= limit {
-		return
-	}
-	exps := make([]int64, 0, s.size.Load())
-	for _, sh := range s.shards {
-		sh.DeleteExpired()
-		for k, it := range sh.Items() {
-			if it.Object.(*memUser).u.Load() == nil {
-				sh.Delete(k) // revoked: dead already
-				continue
+	for range 3 { // (a sample's estimate can fall short: go again)
+		limit := int(s.maxSessions.Load())
+		if int(s.size.Load()) <= limit {
+			return
+		}
+		cut := s.trimCutoff(limit)
+		big := s.size.Load() > trimExact
+		for _, sh := range s.shards {
+			sh.DeleteExpired()
+			for k, it := range sh.Items() {
+				if it.Expiration <= cut || it.Object.(*memUser).u.Load() == nil { // (a tie at the cut-off goes too; revoked: dead already)
+					sh.Delete(k)
+				}
 			}
-			exps = append(exps, it.Expiration)
+			if big {
+				s.pause(trimPause)
+			}
 		}
 	}
-	if len(exps) <= limit {
-		return
+}
+
+// trimSample is how many shards trimToLimit samples once the store holds
+// more than trimExact sessions; below, it looks at all of them.
+const (
+	trimSample = 16
+	trimExact  = 64 << 10
+)
+
+// trimPause is the rest between two shards of a trim of a big store: a
+// shard's work takes ~0.1-0.3 ms at 1M sessions, so its locks are held a
+// small part of the time, and a 1M trim takes ~0.3 s longer.
+const trimPause = time.Millisecond
+
+// trimCutoff estimates the expiry at or before which sessions must go for
+// the live ones to fall a batch below limit.
+func (s *memoryStore) trimCutoff(limit int) int64 {
+	shards := numShards
+	if s.size.Load() > trimExact {
+		shards = trimSample
 	}
-	n := min(len(exps), len(exps)-limit+limit/128)
+	var exps []int64
+	first := int(time.Now().UnixNano() % numShards) // (not always the same sample)
+	for i := range shards {
+		sh := s.shards[(first+i*numShards/shards)%numShards]
+		for _, it := range sh.Items() {
+			if it.Object.(*memUser).u.Load() != nil {
+				exps = append(exps, it.Expiration)
+			}
+		}
+	}
+	live := len(exps) * numShards / shards // (the estimate of all live ones)
+	want := live - limit + limit/128
+	if want <= 0 || len(exps) == 0 {
+		return -1 << 63 // only expired and revoked ones go
+	}
 	slices.Sort(exps)
-	cut := exps[n-1]
-	for _, sh := range s.shards {
-		for k, it := range sh.Items() {
-			if it.Expiration <= cut { // (a tie at the cut-off goes too)
-				sh.Delete(k)
-			}
-		}
+	return exps[min(len(exps), (want*len(exps)+live-1)/live)-1]
+}
+
+// pause waits d unless the store is stopping.
+func (s *memoryStore) pause(d time.Duration) {
+	select {
+	case <-s.stop:
+	case <-time.After(d):
 	}
 }

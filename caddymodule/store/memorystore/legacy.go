@@ -93,8 +93,7 @@ func (s *memoryStore) loadLegacy(path string) (int, error) {
 			if err != nil {
 				return 0, legacyErr("corrupt", "snapshot file: %v", err)
 			}
-			s.storeUser(&memUser{gen: s.nextGen}, p)
-			s.nextGen++
+			s.storeUser(&memUser{}, p)
 		case rec != nil && len(r.Hash) == len(store.TokenHash{}) && r.Expires > now:
 			m := items[r.Hash[0]]
 			if m == nil {

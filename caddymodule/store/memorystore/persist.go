@@ -2,17 +2,13 @@ package memorystore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
-	"os"
-	"path/filepath"
-	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,29 +24,35 @@ import (
 
 // The persist file is a bbolt database (go.etcd.io/bbolt: already linked
 // into every standard Caddy build, through its ACME server). It holds
-// what a restart needs and nothing else:
+// what a restart needs and nothing else. Users are keyed by U, a length
+// byte and the openid, and everything of a user sorts together:
 //
 //	meta      "magic"   fileMagic
 //	          "version" fileVersion, in decimal
 //	          "app_id"  the app it belongs to
-//	sessions  token hash (32 bytes) → crc, expiry (unix ns), user gen, openid
-//	users     openid → crc, gen, lengths, session key, unionid, phone, country code
-//	prevkeys  openid → crc, user gen, expiry (unix ns), previous session key
+//	users     U → crc, 3 lengths, session key, unionid, phone, country code
+//	sessions  U + token hash (32 bytes) → crc, expiry (unix ns)
+//	prevkeys  U → crc, expiry (unix ns), previous session key
 //
-// Every value starts with the CRC-32C of its key and the rest of the
-// value, so that a damaged page is noticed at load rather than restored.
-// Login results are not kept: they are worth minutes, and a client that
-// retries across a restart just logs in again.
+// (a crc is 4 bytes, an expiry 8, a length 1; big-endian.) Every value
+// starts with the CRC-32C of its key and the rest of the value, so that a
+// damaged page is noticed at load rather than restored. Login results are
+// not kept: they are worth minutes, and a client that retries across a
+// restart just logs in again.
+//
+// Loading walks users and sessions side by side, both in U order: no
+// look-up per session. A revoke deletes the user's record and sessions in
+// one range, so nothing of a revoked user can be restored.
 //
 // Writes follow one rule: a write puts on disk what memory holds for a key
 // at the moment of the write (or deletes the key when memory has none),
 // inside bbolt's write transaction. Transactions run one at a time, so
-// whatever order two changes reach the disk in, the last one to be written
-// reads the newest state: the file never holds a state that memory has
+// whatever order two changes reach the disk in, the last one written
+// reads the newest state: the file never keeps a state that memory has
 // left behind. That makes every write idempotent (bbolt may run a batched
 // function twice) and lets removals that need no answer (expiry, the
-// session limit, a revoked token seen by Lookup) be queued and written in
-// the background without racing a login of the same user.
+// session limit, a user's last session gone) be queued and written in the
+// background without racing a login of the same user.
 const (
 	fileMagic   = "caddy-wechat-auth memory store"
 	fileVersion = 1
@@ -63,17 +65,8 @@ var (
 	bucketPrevKeys = []byte("prevkeys")
 )
 
-// lockWait is how long opening the file waits for another process that
-// holds it (bbolt locks the file) before giving up with an error.
-const lockWait = 3 * time.Second
-
-// batchDelay is how long bbolt gathers concurrent writers into one
-// transaction (DB.Batch): logins that arrive within it share one commit
-// and its two fsyncs. It is added to a lone login's latency.
-const batchDelay = time.Millisecond
-
 // flushChunk bounds the removals written per background transaction, so
-// that a login's write never waits behind a long one.
+// that a login's write never waits long behind one.
 const flushChunk = 2048
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -96,6 +89,25 @@ func openRecord(key, v []byte) ([]byte, error) {
 	return v[4:], nil
 }
 
+// userKey is U: the length of the openid, then the openid (at most
+// maxField bytes: packUser refuses longer).
+func userKey(openid string) []byte {
+	k := make([]byte, 1, 1+len(openid)+len(store.TokenHash{}))
+	k[0] = byte(len(openid))
+	return append(k, openid...)
+}
+
+// sessionKey is U and the token hash.
+func sessionKey(openid string, th []byte) []byte { return append(userKey(openid), th...) }
+
+// splitSessionKey returns the U and the token hash of a session key.
+func splitSessionKey(k []byte) (u, th []byte, ok bool) {
+	if len(k) == 0 || len(k) != 1+int(k[0])+len(store.TokenHash{}) {
+		return nil, nil, false
+	}
+	return k[:1+k[0]], k[1+k[0]:], true
+}
+
 // diskFile is an open persist file.
 type diskFile struct {
 	db   *bolt.DB
@@ -111,7 +123,7 @@ type diskState struct {
 	on atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
 
 	qmu       sync.Mutex
-	qSessions []string // token hashes removed from memory
+	qSessions []string // session keys (U + hash) of sessions removed from memory
 	qUsers    []string // openids whose record left memory
 	qPrevKeys []string // openids whose previous key left memory
 	lastErr   time.Time
@@ -153,14 +165,17 @@ func (d *diskState) swap(f *diskFile) *diskFile {
 	return old
 }
 
-func (d *diskState) queueRemoved(key, openid string) {
-	if !d.on.Load() {
+// queueRemoved queues a session that left memory, and its user's record
+// when it was the last session (openid is then set). A revoked user's
+// sessions need nothing: the revoke deleted them from the file.
+func (d *diskState) queueRemoved(th string, u *packedUser, last bool) {
+	if !d.on.Load() || u == nil {
 		return
 	}
 	d.qmu.Lock()
-	d.qSessions = append(d.qSessions, key)
-	if openid != "" {
-		d.qUsers = append(d.qUsers, openid)
+	d.qSessions = append(d.qSessions, string(sessionKey(u.openID(), []byte(th))))
+	if last {
+		d.qUsers = append(d.qUsers, u.openID())
 	}
 	d.qmu.Unlock()
 }
@@ -199,10 +214,10 @@ func (d *diskState) flush(s *memoryStore) {
 			w := newDiskWriter(s, tx)
 			var errs []error
 			for _, k := range sessions[:ns] {
-				errs = append(errs, w.sessionKey(k))
+				errs = append(errs, w.sessionAt([]byte(k)))
 			}
 			for _, id := range users[:nu] {
-				errs = append(errs, w.user(id), w.prevKey(id))
+				errs = append(errs, w.user(id))
 			}
 			for _, id := range prevKeys[:np] {
 				errs = append(errs, w.prevKey(id))
@@ -269,318 +284,148 @@ func (w *diskWriter) bulk() {
 	}
 }
 
-func (w *diskWriter) session(th store.TokenHash) error { return w.sessionKey(string(th[:])) }
-
-// sessionKey writes the session of token hash key as memory has it: with
-// its expiry and its user's openid and gen, or deleted.
-func (w *diskWriter) sessionKey(key string) error {
-	sh := w.s.shards[key[0]]
-	v, exp, ok := sh.GetWithExpiration(key)
-	var u *packedUser
-	var rec *memUser
-	if ok {
-		rec = v.(*memUser)
-		u = rec.u.Load()
+// liveSession returns the expiry of th if memory has it as a live session
+// of openid.
+func (w *diskWriter) liveSession(openid string, th []byte) (time.Time, bool) {
+	v, exp, ok := w.s.shards[th[0]].GetWithExpiration(string(th))
+	if !ok {
+		return time.Time{}, false
 	}
-	if u == nil { // gone, expired or revoked
-		return w.sessions.Delete([]byte(key))
-	}
-	id := u.openID()
-	b := make([]byte, 4+8+8, 4+8+8+len(id))
-	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
-	binary.BigEndian.PutUint64(b[12:], rec.gen)
-	b = append(b, id...)
-	return w.sessions.Put([]byte(key), sealRecord([]byte(key), b))
+	u := v.(*memUser).u.Load()
+	return exp, u != nil && u.openID() == openid
 }
 
-// user writes the record of openid as memory has it, or deletes it.
+// session writes the session th of openid as memory has it, or deletes it.
+func (w *diskWriter) session(openid string, th store.TokenHash) error {
+	return w.sessionAt(sessionKey(openid, th[:]))
+}
+
+// sessionAt is session, given the key.
+func (w *diskWriter) sessionAt(k []byte) error {
+	u, th, ok := splitSessionKey(k)
+	if !ok {
+		return nil // (never made by us)
+	}
+	exp, live := w.liveSession(string(u[1:]), th)
+	if !live { // gone, expired, revoked or now someone else's
+		return w.sessions.Delete(k)
+	}
+	b := make([]byte, 4+8)
+	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
+	return w.sessions.Put(k, sealRecord(k, b))
+}
+
+// user writes the record of openid as memory has it. When memory has none
+// (its last session gone, or revoked) the record goes, with its previous
+// key and its sessions that memory does not hold as live.
 func (w *diskWriter) user(openid string) error {
 	w.s.mu.Lock()
 	rec := w.s.users[openid]
 	var p *packedUser
-	var gen uint64
 	if rec != nil {
-		p, gen = rec.u.Load(), rec.gen
+		p = rec.u.Load()
 	}
 	w.s.mu.Unlock()
+	k := userKey(openid)
 	if p == nil {
-		return w.users.Delete([]byte(openid))
+		if err := w.users.Delete(k); err != nil {
+			return err
+		}
+		return errors.Join(w.deadSessions(openid), w.prevKey(openid))
 	}
-	fields := p.buf[p.ends[0]:] // session key, unionid, phone, country code
-	b := make([]byte, 4+8+6, 4+8+6+len(fields))
-	binary.BigEndian.PutUint64(b[4:], gen)
-	for i := range 3 {
-		binary.BigEndian.PutUint16(b[12+2*i:], p.ends[i+1]-p.ends[i])
-	}
+	fields := p.buf[p.lens[0]:] // session key, unionid, phone, country code
+	b := make([]byte, 4+3, 4+3+len(fields))
+	copy(b[4:], p.lens[1:])
 	b = append(b, fields...)
-	return w.users.Put([]byte(openid), sealRecord([]byte(openid), b))
+	return w.users.Put(k, sealRecord(k, b))
+}
+
+// revoked writes a revoke of openid: its record as memory has it (gone, or
+// a login made since), and none of the sessions it had.
+func (w *diskWriter) revoked(openid string) error {
+	return errors.Join(w.user(openid), w.deadSessions(openid))
+}
+
+// deadSessions deletes every session of openid that memory does not hold
+// as live: after a revoke, all it had; a login made after the revoke
+// stays.
+func (w *diskWriter) deadSessions(openid string) error {
+	k := userKey(openid)
+	var dead [][]byte
+	c := w.sessions.Cursor()
+	for sk, _ := c.Seek(k); sk != nil && bytes.HasPrefix(sk, k); sk, _ = c.Next() {
+		if _, th, ok := splitSessionKey(sk); ok {
+			if _, live := w.liveSession(openid, th); live {
+				continue
+			}
+		}
+		dead = append(dead, bytes.Clone(sk))
+	}
+	for _, sk := range dead {
+		if err := w.sessions.Delete(sk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prevKey writes the previous session key of openid as memory has it, or
 // deletes it.
 func (w *diskWriter) prevKey(openid string) error {
+	k := userKey(openid)
 	v, exp, ok := w.s.prevKeys.GetWithExpiration(openid)
-	var gen uint64
 	if ok {
 		w.s.mu.Lock()
-		rec := w.s.users[openid]
-		if rec != nil {
-			gen = rec.gen
-		}
+		ok = w.s.users[openid] != nil
 		w.s.mu.Unlock()
-		ok = rec != nil
 	}
 	if !ok {
-		return w.prevKeys.Delete([]byte(openid))
+		return w.prevKeys.Delete(k)
 	}
 	key := v.(string)
-	b := make([]byte, 4+8+8, 4+8+8+len(key))
-	binary.BigEndian.PutUint64(b[4:], gen)
-	binary.BigEndian.PutUint64(b[12:], uint64(exp.UnixNano()))
+	b := make([]byte, 4+8, 4+8+len(key))
+	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
 	b = append(b, key...)
-	return w.prevKeys.Put([]byte(openid), sealRecord([]byte(openid), b))
+	return w.prevKeys.Put(k, sealRecord(k, b))
 }
 
-// decodeSession reads a sessions value (after its CRC).
-func decodeSession(v []byte) (exp int64, gen uint64, openid []byte, err error) {
-	if len(v) < 16 {
-		return 0, 0, nil, errors.New("a session record is too short")
+// decodeUser reads a users record into a packed user: one allocation for
+// the five strings.
+func decodeUser(k, v []byte) (*packedUser, error) {
+	body, err := openRecord(k, v)
+	if err != nil {
+		return nil, err
 	}
-	return int64(binary.BigEndian.Uint64(v)), binary.BigEndian.Uint64(v[8:]), v[16:], nil
-}
-
-// decodeUser reads a users value (after its CRC) into a packed user: one
-// allocation for the five strings.
-func decodeUser(openid, v []byte) (gen uint64, p *packedUser, err error) {
-	if len(v) < 14 || len(openid) == 0 {
-		return 0, nil, errors.New("a user record is too short")
+	if len(k) < 2 || int(k[0]) != len(k)-1 || len(body) < 3 {
+		return nil, errors.New("a user record is malformed")
 	}
-	gen = binary.BigEndian.Uint64(v)
-	fields := v[14:]
-	if len(openid)+len(fields) > maxPackedUser {
-		return 0, nil, errors.New("a user record is too long")
-	}
-	p = new(packedUser)
-	end := len(openid)
-	p.ends[0] = uint16(end)
-	for i := range 3 {
-		end += int(binary.BigEndian.Uint16(v[8+2*i:]))
-		if end > len(openid)+len(fields) {
-			return 0, nil, errors.New("a user record has bad lengths")
-		}
-		p.ends[i+1] = uint16(end)
+	openid, fields := k[1:], body[3:]
+	p := &packedUser{}
+	p.lens[0] = uint8(len(openid))
+	copy(p.lens[1:], body[:3])
+	rest := len(fields) - int(p.lens[1]) - int(p.lens[2]) - int(p.lens[3])
+	if rest < 0 || rest > maxField {
+		return nil, errors.New("a user record has bad lengths")
 	}
 	var b strings.Builder
 	b.Grow(len(openid) + len(fields))
 	b.Write(openid)
 	b.Write(fields)
 	p.buf = b.String()
-	return gen, p, nil
+	return p, nil
 }
 
-// decodePrevKey reads a prevkeys value (after its CRC).
-func decodePrevKey(v []byte) (gen uint64, exp int64, key []byte, err error) {
-	if len(v) < 16 {
-		return 0, 0, nil, errors.New("a previous-key record is too short")
-	}
-	return binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:])), v[16:], nil
-}
-
-// ---- opening a file -------------------------------------------------------
-
-// fileVerdict is what identify found at a persist path.
-type fileVerdict int
-
-const (
-	fileMissing fileVerdict = iota
-	fileOurs                // a persist file of this app and version
-	fileLegacy              // a snapshot file of an earlier version of the plugin
-	fileSetAside            // anything else: set it aside, never overwrite it
-)
-
-// legacyMagic begins the snapshot files of earlier versions (legacy.go).
-const legacyMagic = "caddy-wechat-auth snapshot"
-
-// boltMagic is bbolt's magic number (go.etcd.io/bbolt/internal/common).
-const boltMagic = 0xED0CDAED
-
-// errInUse is returned when another process holds the file.
-var errInUse = errors.New("the file is locked by another process (another Caddy using the same persist file?)")
-
-// identify tells what is at path. reason and why explain a fileSetAside
-// verdict: reason is a word for the new name, why a sentence for the log.
-// err is a problem that the caller cannot resolve by setting the file
-// aside: the path is a directory, unreadable, or in use.
-func identify(path, appID string) (v fileVerdict, reason string, why error, err error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return fileMissing, "", nil, nil
-	}
+// decodeExpiry reads a sessions or prevkeys record: the expiry, then the
+// rest.
+func decodeExpiry(k, v []byte) (int64, []byte, error) {
+	body, err := openRecord(k, v)
 	if err != nil {
-		return 0, "", nil, err
+		return 0, nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return 0, "", nil, fmt.Errorf("%s is not a regular file", path)
+	if len(body) < 8 {
+		return 0, nil, errors.New("a record is too short")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", nil, err
-	}
-	head := make([]byte, 64)
-	n, err := io.ReadFull(f, head)
-	f.Close()
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return 0, "", nil, err
-	}
-	head = head[:n]
-	if bytes.HasPrefix(head, []byte(legacyMagic+" ")) {
-		return fileLegacy, "", nil, nil
-	}
-	if n == 0 {
-		return fileSetAside, "not-ours", errors.New("the file is empty"), nil
-	}
-	// A bbolt file begins with a meta page: a 16-byte page header, then
-	// the magic number (little-endian on every platform Caddy runs on).
-	if n < 20 || binary.LittleEndian.Uint32(head[16:]) != boltMagic {
-		return fileSetAside, "not-ours", errors.New("not a persist file of wechat_auth (nor any bbolt database)"), nil
-	}
-
-	db, err := openBolt(path, true)
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return 0, "", nil, errInUse
-	case err != nil:
-		return fileSetAside, "corrupt", fmt.Errorf("unreadable: %v", err), nil
-	}
-	defer db.Close()
-	var version int
-	var app string
-	err = safeView(db, func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil || string(meta.Get([]byte("magic"))) != fileMagic {
-			return errNotOurs
-		}
-		var err error
-		if version, err = strconv.Atoi(string(meta.Get([]byte("version")))); err != nil {
-			return fmt.Errorf("bad version: %v", err)
-		}
-		app = string(meta.Get([]byte("app_id")))
-		return nil
-	})
-	switch {
-	case errors.Is(err, errNotOurs):
-		return fileSetAside, "not-ours", errors.New("a bbolt database, but not a persist file of wechat_auth"), nil
-	case err != nil:
-		return fileSetAside, "corrupt", err, nil
-	case version > fileVersion:
-		return fileSetAside, "future-version", fmt.Errorf("written by a newer version of the plugin (file version %d; this build reads %d)", version, fileVersion), nil
-	case version != fileVersion:
-		return fileSetAside, "corrupt", fmt.Errorf("unknown file version %d", version), nil
-	case app != appID:
-		return fileSetAside, "foreign", fmt.Errorf("the file belongs to app %q, not %q", app, appID), nil
-	}
-	return fileOurs, "", nil, nil
-}
-
-var errNotOurs = errors.New("not ours")
-
-func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
-	// A damaged file can make bbolt panic while it reads its meta pages.
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("bbolt: %v", r)
-		}
-	}()
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	db, err = bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      lockWait,
-		ReadOnly:     readOnly,
-		FreelistType: bolt.FreelistMapType,
-	})
-	if err != nil {
-		return nil, err
-	}
-	db.MaxBatchDelay = batchDelay
-	return db, nil
-}
-
-// safeView runs fn in a read transaction, turning a panic (bbolt meeting a
-// damaged page) or a memory fault (a page beyond the end of a truncated
-// file) into an error.
-func safeView(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged: %v", r)
-		}
-	}()
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	return db.View(fn)
-}
-
-// setAside renames the file at path out of the way, next to it, and
-// returns the new name: path.<reason>-<UTC time>[-n]. It never deletes
-// and never overwrites.
-func setAside(path, reason string) (string, error) {
-	base := path + "." + reason + "-" + time.Now().UTC().Format("20060102T150405Z")
-	to := base
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(to); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		to = fmt.Sprintf("%s-%d", base, i)
-	}
-	if err := os.Rename(path, to); err != nil {
-		return "", err
-	}
-	syncDir(filepath.Dir(path))
-	return to, nil
-}
-
-// syncDir makes a rename or a creation in dir durable.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
-// createFile makes a new, empty persist file at path, which must not
-// exist; its directory is made (0700) if needed.
-func createFile(path, appID string) (*diskFile, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("%s exists", path) // (a caller's bug: never overwrite)
-	}
-	db, err := openBolt(path, false)
-	if err != nil {
-		return nil, err
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		for k, v := range map[string]string{"magic": fileMagic, "version": strconv.Itoa(fileVersion), "app_id": appID} {
-			if err := meta.Put([]byte(k), []byte(v)); err != nil {
-				return err
-			}
-		}
-		for _, b := range [][]byte{bucketSessions, bucketUsers, bucketPrevKeys} {
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	syncDir(dir)
-	return &diskFile{db: db, path: path}, nil
+	return int64(binary.BigEndian.Uint64(body)), body[8:], nil
 }
 
 // openAtStart gives a new store its persist file: it loads ours, converts
@@ -654,105 +499,140 @@ func (s *memoryStore) openAtStart(path string) error {
 // resetMemory empties a store whose load failed half way.
 func (s *memoryStore) resetMemory() {
 	s.mu.Lock()
-	clear(s.users)
+	s.users = make(map[string]*memUser)
 	s.revoked = 0
 	s.mu.Unlock()
 	s.setShards(nil)
 	s.prevKeys.Flush()
 }
 
-// load fills the new store from f. Sessions that expired, or whose user
-// record is gone or newer (revoked), users without a session and stale
-// previous keys are left out, and queued for removal from the file. Any
-// damage (a bad checksum, a malformed record, a page bbolt cannot read)
-// fails it as a whole.
+// load fills the new store from f, walking users and sessions side by side
+// (both are in U order). Sessions that expired or whose user record is
+// gone, users without a session and stale previous keys are left out, and
+// queued for removal from the file. Any damage (a bad checksum, a
+// malformed record, a page bbolt cannot read) fails it as a whole.
 func (s *memoryStore) load(f *bolt.DB) (int, error) {
 	now := time.Now().UnixNano()
+	// Sessions are read in U order, which scatters them over the shards;
+	// they are gathered per shard first and each shard's map is then made
+	// in one go, in cache, two shards at a time.
+	type loaded struct {
+		th  string
+		rec *memUser
+		exp int64
+	}
+	var byShard [numShards][]loaded
 	var items [numShards]map[string]cache.Item
-	prev := make(map[string]cache.Item)
+	var prev map[string]cache.Item
 	var stale, staleUsers, stalePrev []string
-	var maxGen uint64
 	n := 0
 	err := safeView(f, func(tx *bolt.Tx) error {
 		users, sessions, prevKeys := tx.Bucket(bucketUsers), tx.Bucket(bucketSessions), tx.Bucket(bucketPrevKeys)
 		if users == nil || sessions == nil || prevKeys == nil {
 			return errors.New("a bucket is missing")
 		}
-		c := users.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			body, err := openRecord(k, v)
+		// Made at their final size, first: growing them record by record
+		// would cost more than filling them (Stats reads pages, not
+		// records), and the GC, seeing the heap grow at once, runs fewer
+		// cycles while the records come in.
+		s.users = make(map[string]*memUser, users.Stats().KeyN)
+		perShard := sessions.Stats().KeyN / numShards
+		for i := range byShard {
+			byShard[i] = make([]loaded, 0, perShard+perShard/8)
+			items[i] = make(map[string]cache.Item, perShard+perShard/8)
+		}
+		prev = make(map[string]cache.Item, prevKeys.Stats().KeyN)
+
+		sc := sessions.Cursor()
+		sk, sv := sc.First()
+		// sessionsOf adds the sessions under U to rec (nil: the orphans
+		// before U), and leaves sk at the first key past them.
+		sessionsOf := func(u []byte, rec *memUser) error {
+			for ; sk != nil; sk, sv = sc.Next() {
+				ku, th, ok := splitSessionKey(sk)
+				if !ok {
+					return errors.New("a session key is malformed")
+				}
+				if c := bytes.Compare(ku, u); c > 0 || (c == 0 && rec == nil) {
+					return nil
+				}
+				exp, _, err := decodeExpiry(sk, sv)
+				if err != nil {
+					return err
+				}
+				if rec == nil || exp <= now {
+					stale = append(stale, string(sk))
+					continue
+				}
+				byShard[th[0]] = append(byShard[th[0]], loaded{th: string(th), rec: rec, exp: exp})
+				rec.n++
+				rec.exp = max(rec.exp, unixCeil(time.Unix(0, exp)))
+				n++
+			}
+			return nil
+		}
+		uc := users.Cursor()
+		for uk, uv := uc.First(); uk != nil; uk, uv = uc.Next() {
+			p, err := decodeUser(uk, uv)
 			if err != nil {
 				return err
 			}
-			gen, p, err := decodeUser(k, body)
-			if err != nil {
+			if err := sessionsOf(uk, nil); err != nil { // orphans before it
 				return err
 			}
-			maxGen = max(maxGen, gen)
-			rec := &memUser{gen: gen}
+			rec := &memUser{}
 			rec.u.Store(p)
+			if err := sessionsOf(uk, rec); err != nil {
+				return err
+			}
+			if rec.n == 0 {
+				staleUsers = append(staleUsers, p.openID())
+				continue
+			}
 			s.users[p.openID()] = rec
 		}
-		c = sessions.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			body, err := openRecord(k, v)
-			if err != nil {
+		for ; sk != nil; sk, sv = sc.Next() { // orphans after the last user
+			if _, _, err := decodeExpiry(sk, sv); err != nil {
 				return err
 			}
-			exp, gen, openid, err := decodeSession(body)
-			if err != nil {
-				return err
-			}
-			if len(k) != len(store.TokenHash{}) {
-				return errors.New("a session key is not a token hash")
-			}
-			maxGen = max(maxGen, gen)
-			rec := s.users[string(openid)]
-			if rec == nil || rec.gen != gen || exp <= now {
-				stale = append(stale, string(k))
-				continue
-			}
-			m := items[k[0]]
-			if m == nil {
-				m = make(map[string]cache.Item)
-				items[k[0]] = m
-			}
-			m[string(k)] = cache.Item{Object: rec, Expiration: exp}
-			rec.n++
-			rec.exp = max(rec.exp, unixCeil(time.Unix(0, exp)))
-			n++
+			stale = append(stale, string(sk))
 		}
-		c = prevKeys.Cursor()
+
+		c := prevKeys.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			body, err := openRecord(k, v)
+			exp, key, err := decodeExpiry(k, v)
 			if err != nil {
 				return err
 			}
-			gen, exp, key, err := decodePrevKey(body)
-			if err != nil {
-				return err
+			if len(k) < 1 || int(k[0]) != len(k)-1 {
+				return errors.New("a previous-key record is malformed")
 			}
-			maxGen = max(maxGen, gen)
-			if rec := s.users[string(k)]; rec == nil || rec.gen != gen || exp <= now {
-				stalePrev = append(stalePrev, string(k))
+			if s.users[string(k[1:])] == nil || exp <= now {
+				stalePrev = append(stalePrev, string(k[1:]))
 				continue
 			}
-			prev[string(k)] = cache.Item{Object: string(key), Expiration: exp}
+			prev[string(k[1:])] = cache.Item{Object: string(key), Expiration: exp}
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	for id, rec := range s.users {
-		if rec.n == 0 {
-			delete(s.users, id)
-			staleUsers = append(staleUsers, id)
-		}
+	var wg sync.WaitGroup
+	for half := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := half; i < numShards; i += 2 {
+				m := items[i]
+				for _, l := range byShard[i] {
+					m[l.th] = cache.Item{Object: l.rec, Expiration: l.exp}
+				}
+				byShard[i] = nil
+			}
+		}()
 	}
-	// A gen not seen in the file, even in a stale record: a revoked
-	// user's sessions stay stale whatever the user does next.
-	s.nextGen = maxGen + 1
+	wg.Wait()
 	s.setShards(&items)
 	s.prevKeys = cache.NewFrom(cache.NoExpiration, 0, prev)
 	s.prevKeys.OnEvicted(s.prevKeyRemoved)
@@ -760,21 +640,20 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 	return n, nil
 }
 
-// dump writes every session, user and previous key in memory to f, a new
+// dump writes every user, session and previous key in memory to f, a new
 // file, in key order (bbolt then fills its pages), a chunk per
 // transaction. f is already the store's persist file: changes made
 // meanwhile are written by their own calls, and each record written here
 // is what memory holds at the time, so the two never disagree.
 func (s *memoryStore) dump(f *diskFile) error {
 	const chunk = 20000
-	write := func(keys []string, put func(*diskWriter, string) error) error {
-		for len(keys) > 0 {
-			n := min(len(keys), chunk)
+	write := func(n int, put func(*diskWriter, int) error) error {
+		for start := 0; start < n; start += chunk {
 			err := f.db.Update(func(tx *bolt.Tx) error {
 				w := newDiskWriter(s, tx)
 				w.bulk()
-				for _, k := range keys[:n] {
-					if err := put(w, k); err != nil {
+				for i := start; i < min(n, start+chunk); i++ {
+					if err := put(w, i); err != nil {
 						return err
 					}
 				}
@@ -783,40 +662,53 @@ func (s *memoryStore) dump(f *diskFile) error {
 			if err != nil {
 				return err
 			}
-			keys = keys[n:]
 		}
 		return nil
 	}
+
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.users))
 	for id := range s.users {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
-	slices.Sort(ids)
-	if err := write(ids, (*diskWriter).user); err != nil {
+	slices.SortFunc(ids, cmpUserKey)
+	if err := write(len(ids), func(w *diskWriter, i int) error { return w.user(ids[i]) }); err != nil {
 		return err
 	}
 	ids = ids[:0]
 	for id := range s.prevKeys.Items() {
 		ids = append(ids, id)
 	}
-	slices.Sort(ids)
-	if err := write(ids, (*diskWriter).prevKey); err != nil {
+	slices.SortFunc(ids, cmpUserKey)
+	if err := write(len(ids), func(w *diskWriter, i int) error { return w.prevKey(ids[i]) }); err != nil {
 		return err
 	}
+	// Sessions in U order, as (openid, hash) pairs of strings memory
+	// already holds: nothing is copied until it is written.
+	type ref struct{ openid, th string }
+	refs := make([]ref, 0, s.size.Load())
 	for _, sh := range s.shards {
-		items := sh.Items()
-		keys := make([]string, 0, len(items))
-		for k := range items {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		if err := write(keys, (*diskWriter).sessionKey); err != nil {
-			return err
+		for th, it := range sh.Items() {
+			if u := it.Object.(*memUser).u.Load(); u != nil {
+				refs = append(refs, ref{u.openID(), th})
+			}
 		}
 	}
-	return nil
+	slices.SortFunc(refs, func(a, b ref) int {
+		return cmp.Or(cmpUserKey(a.openid, b.openid), strings.Compare(a.th, b.th))
+	})
+	return write(len(refs), func(w *diskWriter, i int) error {
+		return w.sessionAt(sessionKey(refs[i].openid, []byte(refs[i].th)))
+	})
+}
+
+// cmpUserKey orders openids as their U keys sort: by length, then bytes.
+func cmpUserKey(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
 }
 
 // usePersist makes path the store's persist file ("": none) while the

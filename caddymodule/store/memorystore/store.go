@@ -46,10 +46,9 @@ type memoryStore struct {
 	results  *cache.Cache            // login code key → sealed answer (not persisted: worth minutes)
 	prevKeys *cache.Cache            // openid → the session key its newest login replaced, for the grace
 
-	mu      sync.Mutex          // guards users, revoked, nextGen and every memUser's n and exp
+	mu      sync.Mutex          // guards users, revoked and every memUser's n and exp
 	users   map[string]*memUser // by openid
 	revoked int                 // entries of revoked users not yet removed from the shards
-	nextGen uint64              // gen of the next new user record
 
 	disk diskState // the persist file, if any (persist.go)
 
@@ -70,7 +69,6 @@ func newMemoryStore(appID string, maxSessions int, logger *zap.Logger) *memorySt
 		results:   cache.New(cache.NoExpiration, 0),
 		prevKeys:  cache.New(cache.NoExpiration, 0),
 		users:     make(map[string]*memUser),
-		nextGen:   1,
 		trimKick:  make(chan struct{}, 1),
 		settleReq: make(chan chan struct{}),
 		stop:      make(chan struct{}),
@@ -122,7 +120,7 @@ func (s *memoryStore) Destruct() error {
 func (s *memoryStore) sessionRemoved(key string, v any) {
 	rec := v.(*memUser)
 	s.size.Add(-1)
-	var gone string
+	last := false
 	s.mu.Lock()
 	rec.n--
 	u := rec.u.Load()
@@ -131,10 +129,10 @@ func (s *memoryStore) sessionRemoved(key string, v any) {
 		s.revoked--
 	case rec.n == 0 && s.users[u.openID()] == rec:
 		delete(s.users, u.openID())
-		gone = u.openID()
+		last = true
 	}
 	s.mu.Unlock()
-	s.disk.queueRemoved(key, gone)
+	s.disk.queueRemoved(key, u, last)
 }
 
 // prevKeyRemoved is the OnEvicted hook of the previous keys.
@@ -161,8 +159,7 @@ func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in st
 	if rec == nil || rec.expired(now) {
 		// New, or every session of the user has expired and the sweep
 		// has not reached them yet: start afresh, as Redis would.
-		rec = &memUser{gen: s.nextGen}
-		s.nextGen++
+		rec = &memUser{}
 		s.prevKeys.Delete(in.OpenID)
 	} else {
 		old := rec.u.Load().user()
@@ -202,7 +199,7 @@ func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in st
 	// On disk before it is answered: the session, its user record (a new
 	// session key, unionid) and the previous key.
 	if err := s.disk.write(func(w *diskWriter) error {
-		return errors.Join(w.session(th), w.user(in.OpenID), w.prevKey(in.OpenID))
+		return errors.Join(w.user(in.OpenID), w.session(in.OpenID, th), w.prevKey(in.OpenID))
 	}); err != nil {
 		return time.Time{}, err
 	}
@@ -230,8 +227,17 @@ func (s *memoryStore) Lookup(_ context.Context, th store.TokenHash) (store.Sessi
 }
 
 func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error {
-	s.shard(&th).Delete(string(th[:]))
-	return s.disk.write(func(w *diskWriter) error { return w.session(th) })
+	sh := s.shard(&th)
+	v, found := sh.Get(string(th[:]))
+	sh.Delete(string(th[:]))
+	if !found {
+		return nil // (nothing to write: its removal was queued when it left)
+	}
+	u := v.(*memUser).u.Load()
+	if u == nil {
+		return nil // revoked: gone from the file with its user
+	}
+	return s.disk.write(func(w *diskWriter) error { return w.session(u.openID(), th) })
 }
 
 // RevokeUser kills every session of openid at once by retiring the user
@@ -240,8 +246,7 @@ func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error
 // or the session limit the rest; until then Count leaves them out. The
 // count returned includes sessions that expired less than a sweep ago.
 //
-// In the persist file the user's record goes, which is enough: a session
-// there is restored only with the record it was made for (memUser.gen).
+// In the persist file the user's record goes, with all its sessions.
 func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) {
 	s.mu.Lock()
 	rec := s.users[openid]
@@ -257,9 +262,7 @@ func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) 
 	if rec == nil {
 		return 0, nil
 	}
-	if err := s.disk.write(func(w *diskWriter) error {
-		return errors.Join(w.user(openid), w.prevKey(openid))
-	}); err != nil {
+	if err := s.disk.write(func(w *diskWriter) error { return w.revoked(openid) }); err != nil {
 		return 0, err
 	}
 	return n, nil

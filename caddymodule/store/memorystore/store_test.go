@@ -212,6 +212,31 @@ func TestMemoryStoreEvictsInBatches(t *testing.T) {
 	storetest.WantNotFound(t, s, storetest.SeqHash(3*max-n-1))
 }
 
+// Above trimExact the cut-off comes from a sample of the shards: the
+// count lands near a batch below the limit, and the sessions kept are the
+// newest.
+func TestMemoryStoreEvictsBySample(t *testing.T) {
+	const n, max = 3 * trimExact / 2, trimExact + trimExact/4
+	s, _ := openMemory(t, &MemoryStore{MaxSessions: max}, storetest.AppID(t, ""), nil)
+	ctx := context.Background()
+	base := time.Now()
+	for i := range n {
+		// Expiries in creation order (go-cache takes the ttl from now).
+		ttl := time.Hour + time.Duration(i)*time.Millisecond - time.Since(base)
+		if _, err := s.CreateSession(ctx, storetest.SeqHash(i), store.User{OpenID: fmt.Sprint("o", i%1000), SessionKey: "k"}, ttl, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.settle()
+	got := s.entries()
+	if got > max || got < max-3*max/128 {
+		t.Fatalf("%d sessions kept, want a little under %d (a batch is %d)", got, max, max/128)
+	}
+	for i := n - got; i < n; i++ {
+		storetest.MustLookup(t, s, storetest.SeqHash(i))
+	}
+}
+
 // The login that crosses max_sessions does not pay for the scan that
 // enforces it: the housekeeper does. Here the housekeeper is held inside
 // a sweep; the login still returns at once, over the limit, and the limit
@@ -235,7 +260,7 @@ func TestMemoryStoreTrimIsNotTheLoginsWork(t *testing.T) {
 		s.sessionRemoved(k, v)
 	})
 	rec := &memUser{}
-	rec.u.Store(&packedUser{buf: "o-stuck", ends: [4]uint16{7, 7, 7, 7}})
+	rec.u.Store(&packedUser{buf: "o-stuck", lens: [4]uint8{7}})
 	rec.n = 1
 	sh.Set(string(make([]byte, 32)), rec, time.Nanosecond)
 	s.size.Add(1)
@@ -446,7 +471,15 @@ func TestPackedUserRoundTrip(t *testing.T) {
 			t.Errorf("openID() = %q, want %q", p.openID(), u.OpenID)
 		}
 	}
-	if _, err := packUser(store.User{OpenID: "o", SessionKey: strings.Repeat("k", maxPackedUser)}); err == nil {
-		t.Fatal("an oversized record was packed")
+	for _, u := range []store.User{
+		{OpenID: strings.Repeat("o", maxField+1)},
+		{OpenID: "o", CountryCode: strings.Repeat("8", maxField+1)},
+	} {
+		if _, err := packUser(u); err == nil {
+			t.Fatal("an oversized field was packed")
+		}
+	}
+	if _, err := packUser(store.User{OpenID: strings.Repeat("o", maxField), CountryCode: strings.Repeat("8", maxField)}); err != nil {
+		t.Fatal(err)
 	}
 }
