@@ -222,4 +222,3 @@ func createFile(path, appID string) (*diskFile, error) {
 	syncDir(dir)
 	return &diskFile{db: db, path: path}, nil
 }
-

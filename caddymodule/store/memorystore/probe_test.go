@@ -204,5 +204,3 @@ func probeHashes(n int) []store.TokenHash {
 	}
 	return hs
 }
-
-
