@@ -1,5 +1,5 @@
 // Command memstore measures the memory store with a million persisted
-// sessions in a real Caddy process (bench/memstore.sh runs it):
+// sessions in a real Caddy process (bench/memstore.sh builds Caddy and runs it):
 //
 //   - restart: a persist file of -sessions sessions is written (as a
 //     reload that adds persist writes it), then Caddy (-caddy) is started
@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +38,9 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/memorystore"
 )
 
+// sessions is -sessions.
+var sessions = new(int)
+
 const (
 	appID  = "wx00000000be0c0002"
 	secret = "bench-secret-for-the-mock-only"
@@ -49,31 +51,48 @@ func token(i int) string { return fmt.Sprintf("bench-token-%031d", i) }
 
 func main() {
 	caddyBin := flag.String("caddy", "bench/out/caddy", "the Caddy binary (go build -o bench/out/caddy ./cmd/caddy)")
-	sessions := flag.Int("sessions", 1_000_000, "persisted sessions, each of its own user")
+	flag.IntVar(sessions, "sessions", 1_000_000, "persisted sessions, each of its own user")
 	idle := flag.Duration("idle", time.Minute, "how long to measure idle CPU")
 	logins := flag.Int("logins", 300, "sequential logins timed, with and without persist")
+	restarts := flag.Int("restarts", 3, "restarts timed (the median is reported)")
+	keep := flag.String("dir", "", "keep the files in this directory, and reuse a persist file found there")
 	flag.Parse()
 
-	dir, err := os.MkdirTemp("", "memstore-bench-")
-	if err != nil {
-		log.Fatal(err)
+	dir := *keep
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "memstore-bench-"); err != nil {
+			fatal("%v", err)
+		}
+		defer os.RemoveAll(dir)
 	}
-	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "wechat.db")
 
-	t0 := time.Now()
-	write(file, *sessions)
+	if _, err := os.Stat(file); err != nil {
+		t0 := time.Now()
+		write(file, *sessions)
+		say("wrote %d sessions in %v", *sessions, time.Since(t0).Round(time.Millisecond))
+	}
 	fi, err := os.Stat(file)
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
-	say("wrote %d sessions to %s (%.0f MB) in %v", *sessions, file, float64(fi.Size())/(1<<20), time.Since(t0).Round(time.Millisecond))
+	say("persist file %s: %.0f MB", file, float64(fi.Size())/(1<<20))
 
-	// Restart: exec to the first authenticated 200.
-	c := start(*caddyBin, dir, file)
-	ready := c.waitAuthenticated(token(*sessions / 2))
-	say("restart: first authenticated 200 after %v (process start to answer)", ready.Round(time.Millisecond))
-	c.checkAuthenticated(token(0))
+	// Restart: exec to the first authenticated 200, a few times.
+	var c *caddyProc
+	var times []time.Duration
+	for i := range *restarts {
+		if c != nil {
+			c.stop()
+		}
+		c = start(*caddyBin, dir, file)
+		times = append(times, c.waitAuthenticated(token(*sessions/2)))
+		c.checkAuthenticated(token(0))
+		say("restart %d: first authenticated 200 after %v (process start to answer)", i+1, times[i].Round(time.Millisecond))
+	}
+	ready := q(times, .5)
+	say("restart: median %v of %d", ready, len(times))
 
 	// Idle CPU, after the start's work has settled.
 	time.Sleep(5 * time.Second)
@@ -96,6 +115,17 @@ func main() {
 		ready.Seconds(), perMin, ms(q(off, .5)), ms(q(on, .5)), float64(fi.Size())/(1<<20))
 }
 
+// running is the Caddy child, killed by fatal on the way out.
+var running *caddyProc
+
+func fatal(format string, args ...any) {
+	if running != nil {
+		running.cmd.Process.Kill()
+	}
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
+
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func q(ds []time.Duration, p float64) time.Duration {
@@ -112,25 +142,25 @@ func write(file string, n int) {
 	ctx1, cancel1 := caddy.NewContext(caddy.Context{Context: context.Background()})
 	m1 := &memorystore.MemoryStore{MaxSessions: n + 1000}
 	if err := m1.Provision(ctx1); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	s, err := m1.Open(ctx1, appID)
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	for i := range n {
 		u := store.User{OpenID: fmt.Sprintf("oBench%022d", i), SessionKey: fmt.Sprintf("c2Vzc2lvbktleQ%08d==", i)}
 		if _, err := s.CreateSession(context.Background(), store.HashToken(token(i)), u, 720*time.Hour, 0); err != nil {
-			log.Fatal(err)
+			fatal("%v", err)
 		}
 	}
 	ctx2, cancel2 := caddy.NewContext(caddy.Context{Context: context.Background()})
 	m2 := &memorystore.MemoryStore{MaxSessions: n + 1000, Persist: file}
 	if err := m2.Provision(ctx2); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	if _, err := m2.Open(ctx2, appID); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	m1.Cleanup()
 	cancel1()
@@ -148,7 +178,7 @@ type caddyProc struct {
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
@@ -157,10 +187,13 @@ func freePort() int {
 // start runs Caddy with the gateway (persisting to file, unless "") and
 // a wechat_mock site.
 func start(bin, dir, file string) *caddyProc {
+	maxSessions := 2 * *sessions
 	admin, gw, mock := freePort(), freePort(), freePort()
 	persist := ""
 	if file != "" {
-		persist = fmt.Sprintf("\t\tstore memory {\n\t\t\tpersist %s\n\t\t}\n", file)
+		// Room for the timed logins: at the limit, the oldest sessions
+		// (the first written) would be evicted.
+		persist = fmt.Sprintf("\t\tstore memory {\n\t\t\tmax_sessions %d\n\t\t\tpersist %s\n\t\t}\n", maxSessions, file)
 	}
 	cf := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
@@ -186,20 +219,21 @@ http://127.0.0.1:%d {
 `, admin, filepath.Join(dir, "caddy-data"), gw, appID, secret, mock, persist, mock, appID, secret)
 	cfFile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfFile, []byte(cf), 0o600); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cfFile, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("caddy-%d.log", gw)))
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	c := &caddyProc{cmd: cmd, start: time.Now(), gateway: fmt.Sprintf("http://127.0.0.1:%d", gw),
 		mock: fmt.Sprintf("http://127.0.0.1:%d", mock), client: &http.Client{Timeout: 5 * time.Second}}
 	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
+	running = c
 	return c
 }
 
@@ -223,19 +257,19 @@ func (c *caddyProc) waitAuthenticated(tok string) time.Duration {
 	for time.Now().Before(deadline) {
 		if st, err := c.get(tok); err == nil {
 			if st != http.StatusOK {
-				log.Fatalf("authenticated request answered %d: the session was not restored", st)
+				fatal("authenticated request answered %d: the session was not restored", st)
 			}
 			return time.Since(c.start)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	log.Fatal("Caddy did not answer within 2 minutes")
+	fatal("Caddy did not answer within 2 minutes")
 	return 0
 }
 
 func (c *caddyProc) checkAuthenticated(tok string) {
 	if st, err := c.get(tok); err != nil || st != http.StatusOK {
-		log.Fatalf("token %s: %d %v", tok, st, err)
+		fatal("token %s: %d %v", tok, st, err)
 	}
 }
 
@@ -247,7 +281,7 @@ func (c *caddyProc) waitUp() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	log.Fatal("Caddy did not come up")
+	fatal("Caddy did not come up")
 }
 
 // loginLatencies logs n users in one after the other (each a new user:
@@ -259,7 +293,7 @@ func (c *caddyProc) loginLatencies(n int) []time.Duration {
 		t0 := time.Now()
 		resp, err := c.client.Post(c.gateway+"/wechat/login", "application/json", strings.NewReader(body))
 		if err != nil {
-			log.Fatal(err)
+			fatal("%v", err)
 		}
 		var ans struct {
 			Token string `json:"token"`
@@ -268,7 +302,7 @@ func (c *caddyProc) loginLatencies(n int) []time.Duration {
 		resp.Body.Close()
 		d := time.Since(t0)
 		if resp.StatusCode != http.StatusOK || ans.Token == "" {
-			log.Fatalf("login answered %d", resp.StatusCode)
+			fatal("login answered %d", resp.StatusCode)
 		}
 		if i >= 20 { // (the first ones warm up connections and caches)
 			out = append(out, d)
@@ -281,7 +315,7 @@ func (c *caddyProc) loginLatencies(n int) []time.Duration {
 func (c *caddyProc) cpu() time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	// Fields after the command name, which is in parentheses.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
@@ -307,6 +341,7 @@ func (c *caddyProc) rss() string {
 }
 
 func (c *caddyProc) stop() {
+	running = nil
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { c.cmd.Wait(); close(done) }()

@@ -523,6 +523,7 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 	}
 	var byShard [numShards][]loaded
 	var items [numShards]map[string]cache.Item
+	var recs []*memUser // users with sessions, for s.users
 	var prev map[string]cache.Item
 	var stale, staleUsers, stalePrev []string
 	n := 0
@@ -535,7 +536,9 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 		// would cost more than filling them (Stats reads pages, not
 		// records), and the GC, seeing the heap grow at once, runs fewer
 		// cycles while the records come in.
-		s.users = make(map[string]*memUser, users.Stats().KeyN)
+		nUsers := users.Stats().KeyN
+		s.users = make(map[string]*memUser, nUsers)
+		recs = make([]*memUser, 0, nUsers)
 		perShard := sessions.Stats().KeyN / numShards
 		for i := range byShard {
 			byShard[i] = make([]loaded, 0, perShard+perShard/8)
@@ -589,7 +592,7 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 				staleUsers = append(staleUsers, p.openID())
 				continue
 			}
-			s.users[p.openID()] = rec
+			recs = append(recs, rec)
 		}
 		for ; sk != nil; sk, sv = sc.Next() { // orphans after the last user
 			if _, _, err := decodeExpiry(sk, sv); err != nil {
@@ -607,11 +610,12 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 			if len(k) < 1 || int(k[0]) != len(k)-1 {
 				return errors.New("a previous-key record is malformed")
 			}
-			if s.users[string(k[1:])] == nil || exp <= now {
+			if exp <= now {
 				stalePrev = append(stalePrev, string(k[1:]))
 				continue
 			}
 			prev[string(k[1:])] = cache.Item{Object: string(key), Expiration: exp}
+			// (whether its user has sessions is known once s.users is made)
 		}
 		return nil
 	})
@@ -619,6 +623,14 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 		return 0, err
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the users map, beside the shards' maps
+		defer wg.Done()
+		for _, rec := range recs {
+			id := rec.u.Load().openID()
+			s.users[id] = rec
+		}
+	}()
 	for half := range 2 {
 		wg.Add(1)
 		go func() {
@@ -633,6 +645,12 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 		}()
 	}
 	wg.Wait()
+	for id := range prev {
+		if s.users[id] == nil {
+			delete(prev, id)
+			stalePrev = append(stalePrev, id)
+		}
+	}
 	s.setShards(&items)
 	s.prevKeys = cache.NewFrom(cache.NoExpiration, 0, prev)
 	s.prevKeys.OnEvicted(s.prevKeyRemoved)

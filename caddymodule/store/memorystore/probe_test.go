@@ -196,6 +196,21 @@ func probeTable(b *testing.B, title string, rows []probeRow) {
 	}
 }
 
+// spinStep is the control row: the other core busy for the window with no
+// store call at all. On a shared machine a busy neighbour alone moves the
+// probe's tail; this row shows by how much.
+var spinStep = probeStep{name: "control: the other core busy, no store call", run: func() {
+	x := 0
+	for t0 := time.Now(); time.Since(t0) < minWindow; {
+		for i := range 10000 {
+			x += i
+		}
+	}
+	spinSink.Store(int64(x))
+}}
+
+var spinSink atomic.Int64
+
 // probeHashes is a sample of the hashes of fillMemory's sessions.
 func probeHashes(n int) []store.TokenHash {
 	hs := make([]store.TokenHash, 1<<16)
