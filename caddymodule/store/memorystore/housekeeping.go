@@ -83,8 +83,7 @@ func (s *memoryStore) settle() {
 // 1M sessions that runs once per ~8k logins at the limit.
 //
 // Only the housekeeper calls it; no request waits for it. It holds one
-// shard's lock at a time, and pauses between shards so that a Lookup
-// seldom meets a shard it has locked. Logins during the pass can
+// shard's lock at a time, and rests between shards (restFactor). Logins during the pass can
 // overshoot the limit by as many sessions as they make meanwhile.
 func (s *memoryStore) trimToLimit() {
 	for range 3 { // (a sample's estimate can fall short: go again)
@@ -95,6 +94,7 @@ func (s *memoryStore) trimToLimit() {
 		cut := s.trimCutoff(limit)
 		big := s.size.Load() > trimExact
 		for _, sh := range s.shards {
+			t0 := time.Now()
 			sh.DeleteExpired()
 			for k, it := range sh.Items() {
 				if it.Expiration <= cut || it.Object.(*memUser).u.Load() == nil { // (a tie at the cut-off goes too; revoked: dead already)
@@ -102,7 +102,7 @@ func (s *memoryStore) trimToLimit() {
 				}
 			}
 			if big {
-				s.pause(trimPause)
+				s.rest(time.Since(t0))
 			}
 		}
 	}
@@ -115,13 +115,19 @@ const (
 	trimExact  = 64 << 10
 )
 
-// trimPause is the rest between two shards of a trim of a big store: a
-// shard's work takes ~0.1-0.3 ms at 1M sessions, so its locks are held a
-// small part of the time, and a 1M trim takes ~0.3 s longer.
-const trimPause = time.Millisecond
+// restFactor is how long the housekeeper rests after a piece of a long
+// job (a shard of a trim, a chunk of removals written to the file),
+// relative to how long the piece took: with 4, such a job uses a core a
+// fifth of the time. On a machine of two cores a busy housekeeper would
+// otherwise share a core with the requests for the whole job; it takes
+// five times longer instead, and nothing waits for it.
+const restFactor = 4
 
 // trimCutoff estimates the expiry at or before which sessions must go for
-// the live ones to fall a batch below limit.
+// the live ones to fall a batch below limit. The sample gives the order
+// of the expiries; how many live sessions there are comes from the
+// counters (scaling a sample of whole shards up would be off by about
+// sqrt(n/256) per shard, a couple of batches at 100k).
 func (s *memoryStore) trimCutoff(limit int) int64 {
 	shards := numShards
 	if s.size.Load() > trimExact {
@@ -137,7 +143,12 @@ func (s *memoryStore) trimCutoff(limit int) int64 {
 			}
 		}
 	}
-	live := len(exps) * numShards / shards // (the estimate of all live ones)
+	live := len(exps) // (every shard: exact)
+	if shards < numShards {
+		s.mu.Lock()
+		live = int(s.size.Load()) - s.revoked
+		s.mu.Unlock()
+	}
 	want := live - limit + limit/128
 	if want <= 0 || len(exps) == 0 {
 		return -1 << 63 // only expired and revoked ones go
@@ -146,10 +157,12 @@ func (s *memoryStore) trimCutoff(limit int) int64 {
 	return exps[min(len(exps), (want*len(exps)+live-1)/live)-1]
 }
 
-// pause waits d unless the store is stopping.
-func (s *memoryStore) pause(d time.Duration) {
+// rest waits restFactor times took, unless the store is stopping.
+func (s *memoryStore) rest(took time.Duration) {
+	t := time.NewTimer(restFactor * took)
+	defer t.Stop()
 	select {
 	case <-s.stop:
-	case <-time.After(d):
+	case <-t.C:
 	}
 }

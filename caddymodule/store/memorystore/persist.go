@@ -122,6 +122,7 @@ type diskState struct {
 	f  *diskFile    // nil: nothing is persisted
 	on atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
 
+	flushMu   sync.Mutex // one flush at a time
 	qmu       sync.Mutex
 	qSessions []string // session keys (U + hash) of sessions removed from memory
 	qUsers    []string // openids whose record left memory
@@ -189,12 +190,15 @@ func (d *diskState) queuePrevKey(openid string) {
 	d.qmu.Unlock()
 }
 
-// flush writes the queued removals, a chunk per transaction. A failure is
-// logged (once a minute at most) and the rest kept for the next flush.
+// flush writes the queued removals, a chunk per transaction, resting
+// between chunks (restFactor). A failure is logged (once a minute at most)
+// and the rest kept for the next flush.
 func (d *diskState) flush(s *memoryStore) {
 	if !d.on.Load() {
 		return
 	}
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
 	d.qmu.Lock()
 	sessions, users, prevKeys := d.qSessions, d.qUsers, d.qPrevKeys
 	d.qSessions, d.qUsers, d.qPrevKeys = nil, nil, nil
@@ -207,7 +211,12 @@ func (d *diskState) flush(s *memoryStore) {
 	if d.f == nil {
 		return
 	}
-	for len(sessions)+len(users)+len(prevKeys) > 0 {
+	var lastChunk time.Duration
+	for first := true; len(sessions)+len(users)+len(prevKeys) > 0; first = false {
+		if !first {
+			s.rest(lastChunk)
+		}
+		t0 := time.Now()
 		ns, nu := min(len(sessions), flushChunk), min(len(users), flushChunk)
 		np := min(len(prevKeys), flushChunk)
 		err := d.f.db.Update(func(tx *bolt.Tx) error {
@@ -241,6 +250,7 @@ func (d *diskState) flush(s *memoryStore) {
 			return
 		}
 		sessions, users, prevKeys = sessions[ns:], users[nu:], prevKeys[np:]
+		lastChunk = time.Since(t0)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,12 +127,16 @@ type probeStep struct {
 
 // probeRow is the measured result of one step over every round.
 type probeRow struct {
-	name         string
-	runs         int
-	took         time.Duration // total time the step ran, over all rounds
-	step, idle   latHist
-	stepN, idleN uint64
+	name       string
+	runs       int
+	took       time.Duration // total time the step ran, over all rounds
+	rounds     []probeRound
+	roundLines []string
 }
+
+// probeRound is one round of a step: the look-ups during the step and
+// during the idle interval after it.
+type probeRound struct{ step, idle *latHist }
 
 const minWindow = 250 * time.Millisecond
 
@@ -141,7 +147,7 @@ func runProbe(b *testing.B, s store.Store, hs []store.TokenHash, steps []probeSt
 	defer p.close()
 	time.Sleep(200 * time.Millisecond) // warm up
 	rows := make([]probeRow, len(steps))
-	for r := range rounds {
+	for range rounds {
 		for i, st := range steps {
 			row := &rows[i]
 			row.name = st.name
@@ -156,11 +162,13 @@ func runProbe(b *testing.B, s store.Store, hs []store.TokenHash, steps []probeSt
 				}
 			})
 			row.took += d
-			row.step.merge(h)
 			idle, _ := p.measure(func() { time.Sleep(d) })
-			row.idle.merge(idle)
-			b.Logf("round %d %-40s %10v  p99.9 %8v / idle %8v  max %8v / idle %8v", r, st.name, d.Round(time.Microsecond),
-				h.quantile(0.999), idle.quantile(0.999), time.Duration(h.max), time.Duration(idle.max))
+			row.rounds = append(row.rounds, probeRound{h, idle})
+			line := fmt.Sprintf("%-70s %9s  look-ups %8d / idle %8d  p99.9 %9s / idle %9s  max %9s / idle %9s",
+				st.name, fmtDur(d), h.n, idle.n, fmtDur(h.quantile(0.999)), fmtDur(idle.quantile(0.999)),
+				fmtDur(time.Duration(h.max)), fmtDur(time.Duration(idle.max)))
+			row.roundLines = append(row.roundLines, line)
+			b.Log(line)
 		}
 	}
 	return rows
@@ -177,19 +185,43 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-// probeTable renders the rows as a Markdown table, written to the file
-// named by $PROBE_OUT when set.
+func median(ds []time.Duration) time.Duration {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+// probeTable renders the rows as a Markdown table (every round's line
+// after it), written to the file named by $PROBE_OUT when set. Per step:
+// the look-ups completed during the step and during as long an idle
+// interval (a Lookup that waits on a lock shows here first: the count
+// collapses), the median over rounds of each round's p99.9, and the
+// longest Lookup of all rounds.
 func probeTable(b *testing.B, title string, rows []probeRow) {
 	var w strings.Builder
 	fmt.Fprintf(&w, "%s\n\n", title)
-	fmt.Fprintf(&w, "| step | runs | one run takes | p99.9 during / idle | max during / idle | max - idle max |\n")
-	fmt.Fprintf(&w, "| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&w, "| step | one run takes | look-ups during / idle | p99.9 during / idle (median of rounds) | max during / idle |\n")
+	fmt.Fprintf(&w, "| --- | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rows {
-		p, pi := r.step.quantile(0.999), r.idle.quantile(0.999)
-		fmt.Fprintf(&w, "| %s | %d | %s | %s / %s (%.2fx) | %s / %s | %s |\n", r.name, r.runs, fmtDur(r.took/time.Duration(max(r.runs, 1))),
-			fmtDur(p), fmtDur(pi), float64(p)/float64(pi), fmtDur(time.Duration(r.step.max)), fmtDur(time.Duration(r.idle.max)),
-			fmtDur(time.Duration(r.step.max-r.idle.max)))
+		var p, pi []time.Duration
+		var n, ni uint64
+		var mx, mxi int64
+		for _, rd := range r.rounds {
+			p, pi = append(p, rd.step.quantile(0.999)), append(pi, rd.idle.quantile(0.999))
+			n, ni = n+rd.step.n, ni+rd.idle.n
+			mx, mxi = max(mx, rd.step.max), max(mxi, rd.idle.max)
+		}
+		fmt.Fprintf(&w, "| %s | %s | %d / %d | %s / %s (%.2fx) | %s / %s |\n", r.name, fmtDur(r.took/time.Duration(max(r.runs, 1))),
+			n, ni, fmtDur(median(p)), fmtDur(median(pi)), float64(median(p))/float64(median(pi)),
+			fmtDur(time.Duration(mx)), fmtDur(time.Duration(mxi)))
 	}
+	fmt.Fprintf(&w, "\nEvery round:\n\n```\n")
+	for _, r := range rows {
+		for _, l := range r.roundLines {
+			fmt.Fprintln(&w, l)
+		}
+	}
+	fmt.Fprintf(&w, "```\n")
 	b.Log("\n" + w.String())
 	if f := os.Getenv("PROBE_OUT"); f != "" {
 		os.WriteFile(f, []byte(w.String()), 0o644)
@@ -210,6 +242,14 @@ var spinStep = probeStep{name: "control: the other core busy, no store call", ru
 }}
 
 var spinSink atomic.Int64
+
+// probeRounds is $PROBE_ROUNDS, 3 by default.
+func probeRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("PROBE_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 3
+}
 
 // probeHashes is a sample of the hashes of fillMemory's sessions.
 func probeHashes(n int) []store.TokenHash {

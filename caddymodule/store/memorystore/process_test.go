@@ -78,6 +78,9 @@ type gateway struct {
 	logMu             *sync.Mutex
 	client            *http.Client
 	generation        int
+	noPersist         bool   // the gateway without persist
+	second            string // a second site's store block, for the same app on port2 ("": none)
+	port2             int
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -90,6 +93,23 @@ func newGateway(t *testing.T) *gateway {
 // caddyfile is the config; generation changes the answer, so that a
 // reload is a real change.
 func (g *gateway) caddyfile() string {
+	store := fmt.Sprintf("\t\tstore memory {\n\t\t\tpersist %s\n\t\t}\n", g.file)
+	if g.noPersist {
+		store = ""
+	}
+	second := ""
+	if g.second != "" {
+		second = fmt.Sprintf(`
+http://127.0.0.1:%d {
+	wechat_auth {
+		app_id %s
+		app_secret crash-test-secret
+		api_base http://127.0.0.1:%d
+%s	}
+	respond "{http.auth.user.id} second"
+}
+`, g.port2, procApp, g.mock, g.second)
+	}
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	persist_config off
@@ -101,20 +121,17 @@ http://127.0.0.1:%d {
 		app_id %s
 		app_secret crash-test-secret
 		api_base http://127.0.0.1:%d
-		store memory {
-			persist %s
-		}
-	}
+%s	}
 	respond "{http.auth.user.id} {http.auth.user.phone} gen%d"
 }
-
+%s
 http://127.0.0.1:%d {
 	wechat_mock {
 		app_id %s
 		app_secret crash-test-secret
 	}
 }
-`, g.admin, filepath.Join(g.dir, "data"), g.port, procApp, g.mock, g.file, g.generation, g.mock, procApp)
+`, g.admin, filepath.Join(g.dir, "data"), g.port, procApp, g.mock, store, g.generation, second, g.mock, procApp)
 }
 
 type syncWriter struct {
@@ -160,6 +177,22 @@ func (g *gateway) logs() string {
 	g.logMu.Lock()
 	defer g.logMu.Unlock()
 	return g.log.String()
+}
+
+// reload loads the current caddyfile through the admin API.
+func (g *gateway) reload() error {
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/load", g.admin), strings.NewReader(g.caddyfile()))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reload: %d %s", resp.StatusCode, b)
+	}
+	return nil
 }
 
 // kill is SIGKILL: nothing runs in the process after it.
@@ -405,16 +438,8 @@ func TestProcessReloadsWhileLoginsFlow(t *testing.T) {
 	}
 	reload := func() {
 		g.generation++
-		req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/load", g.admin), strings.NewReader(g.caddyfile()))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		resp, err := g.client.Do(req)
-		if err != nil {
+		if err := g.reload(); err != nil {
 			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("reload: %d %s", resp.StatusCode, b)
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -439,4 +464,59 @@ func TestProcessReloadsWhileLoginsFlow(t *testing.T) {
 		g.wantServed(a, "")
 	}
 	t.Logf("%d logins answered across two reloads, all kept", len(got))
+}
+
+// A reload that adds persist keeps every session, and writes them all to
+// the file before it completes: a kill right after it loses none.
+func TestProcessReloadAddsPersist(t *testing.T) {
+	g := newGateway(t)
+	g.noPersist = true
+	g.start()
+	var before []answered
+	for i := range 50 {
+		before = append(before, g.mustLogin(fmt.Sprintf("early%d", i)))
+	}
+	g.noPersist = false
+	if err := g.reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range before {
+		g.wantServed(a, "")
+	}
+	after := g.mustLogin("late")
+	g.kill()
+	g.start()
+	for _, a := range append(before, after) {
+		g.wantServed(a, "")
+	}
+}
+
+// Two sites of one app share one store: a token from one works on the
+// other. Giving them different store settings is refused, and the running
+// config stays.
+func TestProcessTwoSitesOfOneApp(t *testing.T) {
+	g := newGateway(t)
+	g.port2 = freePort(t)
+	g.second = fmt.Sprintf("\t\tstore memory {\n\t\t\tpersist %s\n\t\t}\n", g.file)
+	g.start()
+	a := g.mustLogin("shared")
+	st, body, err := g.do("GET", fmt.Sprintf("http://127.0.0.1:%d/", g.port2), a.token, "")
+	if err != nil || st != http.StatusOK || body != a.openid+" second" {
+		t.Fatalf("the second site of the app: %d %q %v", st, body, err)
+	}
+	for _, other := range []string{
+		"", // the second site without persist
+		fmt.Sprintf("\t\tstore memory {\n\t\t\tpersist %s.other\n\t\t}\n", g.file),
+		fmt.Sprintf("\t\tstore memory {\n\t\t\tmax_sessions 10\n\t\t\tpersist %s\n\t\t}\n", g.file),
+	} {
+		g.second = other
+		if other == "" {
+			g.second = "\t\tstore memory\n"
+		}
+		err := g.reload()
+		if err == nil || !strings.Contains(err.Error(), "differently") {
+			t.Fatalf("conflicting settings %q: %v", other, err)
+		}
+	}
+	g.wantServed(a, "")
 }
