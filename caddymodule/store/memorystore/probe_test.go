@@ -50,14 +50,6 @@ func (h *latHist) add(ns int64) {
 	h.max = max(h.max, ns)
 }
 
-func (h *latHist) merge(o *latHist) {
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
-}
-
 func (h *latHist) quantile(q float64) time.Duration {
 	want := uint64(q * float64(h.n))
 	var seen uint64
