@@ -10,8 +10,10 @@ import (
 //
 //	memory {
 //	    max_sessions <n>
-//	    snapshot     <file>
+//	    persist      <file>
 //	}
+//
+// snapshot <file> is the old name of persist, still accepted.
 func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
 	if d.NextArg() {
@@ -22,6 +24,8 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "max_sessions":
 			err = caddyconf.Int(d, &m.MaxSessions, 1, maxMaxSessions)
+		case "persist":
+			err = caddyconf.OneArg(d, &m.Persist)
 		case "snapshot":
 			err = caddyconf.OneArg(d, &m.Snapshot)
 		default:
@@ -29,6 +33,9 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		if err != nil {
 			return err
+		}
+		if m.Persist != "" && m.Snapshot != "" {
+			return d.Errf("persist and snapshot are the same setting (snapshot is its old name): give only persist")
 		}
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,94 +17,111 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
+// numShards is how many go-caches the sessions are spread over, by the
+// first byte of the token hash (uniform: it is SHA-256). Each has its own
+// lock, so a sweep or a scan holds one 1/256th of the sessions at a time:
+// at 1M sessions about 4,000, some 50-100 µs of work. Lookup never waits
+// on the others.
+const numShards = 256
+
 // memoryStore is the Store shared by every config of one app.
 //
-// Sessions live in a go-cache keyed by the 32 bytes of the token hash,
+// Sessions live in go-caches keyed by the 32 bytes of the token hash,
 // each entry holding the *memUser and expiring with the session. There is
 // no per-session struct: a pointer in an interface costs no allocation.
-// A session of its own user costs about 290 bytes at 1M sessions.
+//
+// Lookup reads one shard under its read lock and an atomic pointer,
+// nothing else: no other lock, no disk. Everything that visits many
+// sessions (the expiry sweep, the session limit) runs in the housekeeping
+// goroutine, one shard at a time (housekeeping.go); what must outlive a
+// restart is written to the persist file before the call that changed it
+// returns (persist.go).
 type memoryStore struct {
 	appID       string
-	snapshot    string
 	maxSessions atomic.Int64
 	logger      atomic.Pointer[zap.Logger]
 
-	sessions *cache.Cache // string(store.TokenHash) → *memUser
-	results  *cache.Cache // login code key → sealed answer (not snapshotted: worth minutes)
-	prevKeys *cache.Cache // openid → the session key its newest login replaced, for the grace
+	shards   [numShards]*cache.Cache // string(store.TokenHash) → *memUser
+	size     atomic.Int64            // entries in the shards, live, expired or revoked
+	results  *cache.Cache            // login code key → sealed answer (not persisted: worth minutes)
+	prevKeys *cache.Cache            // openid → the session key its newest login replaced, for the grace
 
 	mu      sync.Mutex          // guards users, revoked and every memUser's n and exp
 	users   map[string]*memUser // by openid
-	revoked int                 // entries of revoked users not yet removed from sessions
+	revoked int                 // entries of revoked users not yet removed from the shards
 
-	trimMu sync.Mutex // one scan for the session limit at a time
-	snapMu sync.Mutex // one snapshot writer at a time
-	stop   chan struct{}
-	done   chan struct{}
+	disk diskState // the persist file, if any (persist.go)
+
+	cfgMu   sync.Mutex // guards holders
+	holders []*holder  // the configs using the store, oldest first (module.go)
+
+	trimKick  chan struct{}      // asks the housekeeper to enforce maxSessions
+	settleReq chan chan struct{} // asks it for a full round now (tests)
+	stop      chan struct{}
+	done      chan struct{}
 }
 
-// newMemoryStore makes the store, restores the snapshot if there is one,
-// and starts the janitor. The caches get no janitor of their own (that
-// goroutine ends only when a finalizer runs): ours stops in Destruct.
-func newMemoryStore(appID, snapshot string, maxSessions int, logger *zap.Logger) *memoryStore {
+// newMemoryStore makes an empty store. The caller loads a persist file
+// into it, if there is one, before starting the housekeeper (start).
+func newMemoryStore(appID string, maxSessions int, logger *zap.Logger) *memoryStore {
 	s := &memoryStore{
-		appID:    appID,
-		snapshot: snapshot,
-		results:  cache.New(cache.NoExpiration, 0),
-		prevKeys: cache.New(cache.NoExpiration, 0),
-		users:    make(map[string]*memUser),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		appID:     appID,
+		results:   cache.New(cache.NoExpiration, 0),
+		prevKeys:  cache.New(cache.NoExpiration, 0),
+		users:     make(map[string]*memUser),
+		trimKick:  make(chan struct{}, 1),
+		settleReq: make(chan chan struct{}),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
+	s.disk.s = s
 	s.maxSessions.Store(int64(maxSessions))
 	s.logger.Store(logger)
-	items := make(map[string]cache.Item)
-	if snapshot != "" {
-		s.loadSnapshot(items)
-	}
-	s.sessions = cache.NewFrom(cache.NoExpiration, 0, items)
-	s.sessions.OnEvicted(s.sessionRemoved)
-	s.trimToLimit() // a smaller max_sessions than before the restart
-	go s.janitor()
+	s.setShards(nil)
+	s.prevKeys.OnEvicted(s.prevKeyRemoved)
 	return s
 }
 
-// janitor drops expired sessions, login results and previous keys every
-// minute (the user records go with their last session, in
-// sessionRemoved) and saves the snapshot.
-func (s *memoryStore) janitor() {
-	defer close(s.done)
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.sessions.DeleteExpired()
-			s.results.DeleteExpired()
-			s.prevKeys.DeleteExpired()
-			s.save()
+// setShards makes the shards from the items of each (nil: empty). The
+// caches get no janitor of their own (that goroutine ends only when a
+// finalizer runs): the housekeeper sweeps them.
+func (s *memoryStore) setShards(items *[numShards]map[string]cache.Item) {
+	n := 0
+	for i := range s.shards {
+		m := map[string]cache.Item(nil)
+		if items != nil {
+			m = items[i]
 		}
+		if m == nil {
+			m = make(map[string]cache.Item)
+		}
+		n += len(m)
+		s.shards[i] = cache.NewFrom(cache.NoExpiration, 0, m)
+		s.shards[i].OnEvicted(s.sessionRemoved)
 	}
+	s.size.Store(int64(n))
 }
 
+func (s *memoryStore) shard(th *store.TokenHash) *cache.Cache { return s.shards[th[0]] }
+
 // Destruct is called by the usage pool when the last config holding the
-// store is cleaned up: stop the janitor and save the sessions.
+// store is cleaned up: stop the housekeeper, write what it had not yet
+// written, and close the persist file.
 func (s *memoryStore) Destruct() error {
 	close(s.stop)
 	<-s.done
-	return s.save()
+	return s.disk.close(s)
 }
 
 // sessionRemoved is go-cache's OnEvicted hook: it runs after every
 // deletion of a session (expiry, logout, the session limit), outside the
-// cache's lock. It keeps
-// the user's count and drops the user record with its last session.
-func (s *memoryStore) sessionRemoved(_ string, v any) {
+// shard's lock. It keeps the counters, drops the user record with its
+// last session, and queues the removal for the persist file.
+func (s *memoryStore) sessionRemoved(key string, v any) {
 	rec := v.(*memUser)
+	s.size.Add(-1)
+	last := false
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec.n--
 	u := rec.u.Load()
 	switch {
@@ -113,8 +129,14 @@ func (s *memoryStore) sessionRemoved(_ string, v any) {
 		s.revoked--
 	case rec.n == 0 && s.users[u.openID()] == rec:
 		delete(s.users, u.openID())
+		last = true
 	}
+	s.mu.Unlock()
+	s.disk.queueRemoved(key, u, last)
 }
+
+// prevKeyRemoved is the OnEvicted hook of the previous keys.
+func (s *memoryStore) prevKeyRemoved(openid string, _ any) { s.disk.queuePrevKey(openid) }
 
 func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in store.User, ttl, keyGrace time.Duration) (time.Time, error) {
 	if in.OpenID == "" {
@@ -124,18 +146,19 @@ func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in st
 		return time.Time{}, fmt.Errorf("memory store: session ttl must be positive, got %v", ttl)
 	}
 	key := string(th[:])
+	sh := s.shard(&th)
 	// go-cache overwrites without calling OnEvicted; a reused hash must
 	// release its old user first. (Hashes of fresh random tokens are
 	// never created twice at once, so no lock is needed around the two.)
-	s.sessions.Delete(key)
+	sh.Delete(key)
 
 	s.mu.Lock()
 	now := time.Now()
 	rec := s.users[in.OpenID]
 	u := in
 	if rec == nil || rec.expired(now) {
-		// New, or every session of the user has expired and the janitor
-		// has not run yet: start afresh, as Redis would.
+		// New, or every session of the user has expired and the sweep
+		// has not reached them yet: start afresh, as Redis would.
 		rec = &memUser{}
 		s.prevKeys.Delete(in.OpenID)
 	} else {
@@ -161,10 +184,11 @@ func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in st
 		return time.Time{}, err
 	}
 	s.storeUser(rec, p)
-	s.sessions.Set(key, rec, ttl)
+	sh.Set(key, rec, ttl)
+	s.size.Add(1)
 	// Read back go-cache's own expiry, so that Lookup reports exactly the
 	// time returned here.
-	_, exp, ok := s.sessions.GetWithExpiration(key)
+	_, exp, ok := sh.GetWithExpiration(key)
 	if !ok {
 		exp = now.Add(ttl)
 	}
@@ -172,102 +196,96 @@ func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in st
 	rec.exp = max(rec.exp, unixCeil(exp))
 	s.mu.Unlock()
 
-	s.trimToLimit()
+	// On disk before it is answered: the session, its user record (a new
+	// session key, unionid) and the previous key.
+	if err := s.disk.write(func(w *diskWriter) error {
+		return errors.Join(w.user(in.OpenID), w.session(in.OpenID, th), w.prevKey(in.OpenID))
+	}); err != nil {
+		return time.Time{}, err
+	}
+	if s.size.Load() > s.maxSessions.Load() {
+		s.kickTrim()
+	}
 	return exp, nil
 }
 
-// trimToLimit drops the oldest sessions while there are more than
-// maxSessions.
-// Under a fixed TTL the oldest session is the one that expires first, so
-// go-cache's expiries give the order. A FIFO of token hashes would cost 32
-// bytes per session; instead the (rare) scan copies the entries, finds
-// the cut-off expiry by sorting the expiries and removes a batch of 1/128
-// of the limit beyond what is needed, so that at 1M sessions it runs once
-// per ~8k logins (and takes ~0.4 s, most of it go-cache's Items copy).
-func (s *memoryStore) trimToLimit() {
-	limit := int(s.maxSessions.Load())
-	if s.sessions.ItemCount() <= limit || !s.trimMu.TryLock() {
-		return // under the limit, or another caller is already at it
-	}
-	defer s.trimMu.Unlock()
-	s.sessions.DeleteExpired()
-	items := s.sessions.Items()
-	exps := make([]int64, 0, len(items))
-	for k, it := range items {
-		if it.Object.(*memUser).u.Load() == nil {
-			s.sessions.Delete(k) // revoked: dead already
-			delete(items, k)
-			continue
-		}
-		exps = append(exps, it.Expiration)
-	}
-	if len(exps) <= limit {
-		return
-	}
-	n := min(len(exps), len(exps)-limit+limit/128)
-	slices.Sort(exps)
-	for k, it := range items {
-		if it.Expiration <= exps[n-1] { // (a tie at the cut-off goes too)
-			s.sessions.Delete(k)
-		}
-	}
-}
-
-// Lookup is the hot path: one read-locked map look-up and an atomic load,
-// no allocation (string(th[:]) is 32 bytes and does not escape, so the
-// compiler keeps it on the stack).
+// Lookup is the hot path: one read-locked map look-up in one shard and an
+// atomic load, no allocation (string(th[:]) is 32 bytes and does not
+// escape, so the compiler keeps it on the stack), no disk.
 func (s *memoryStore) Lookup(_ context.Context, th store.TokenHash) (store.Session, error) {
-	v, exp, ok := s.sessions.GetWithExpiration(string(th[:]))
+	sh := s.shard(&th)
+	v, exp, ok := sh.GetWithExpiration(string(th[:]))
 	if !ok {
 		return store.Session{}, store.ErrNotFound
 	}
 	u := v.(*memUser).u.Load()
 	if u == nil {
-		s.sessions.Delete(string(th[:])) // revoked; drop it now it is seen
+		sh.Delete(string(th[:])) // revoked; drop it now it is seen
 		return store.Session{}, store.ErrNotFound
 	}
 	return store.Session{User: u.user(), ExpiresAt: exp}, nil
 }
 
 func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error {
-	s.sessions.Delete(string(th[:]))
-	return nil
+	sh := s.shard(&th)
+	v, found := sh.Get(string(th[:]))
+	sh.Delete(string(th[:]))
+	if !found {
+		return nil // (nothing to write: its removal was queued when it left)
+	}
+	u := v.(*memUser).u.Load()
+	if u == nil {
+		return nil // revoked: gone from the file with its user
+	}
+	return s.disk.write(func(w *diskWriter) error { return w.session(u.openID(), th) })
 }
 
 // RevokeUser kills every session of openid at once by retiring the user
 // record they share. Their cache entries are not found one by one (that
 // would need a scan): Lookup drops each when it is next used, and expiry
-// or eviction the rest; until then Count leaves them out.
+// or the session limit the rest; until then Count leaves them out. The
+// count returned includes sessions that expired less than a sweep ago.
+//
+// In the persist file the user's record goes, with all its sessions.
 func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) {
-	s.sessions.DeleteExpired() // so that the count returned is of live sessions
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec := s.users[openid]
+	n := 0
+	if rec != nil {
+		delete(s.users, openid)
+		s.prevKeys.Delete(openid)
+		rec.u.Store(nil) // from here on, Lookup of any of its tokens fails
+		n = int(rec.n)
+		s.revoked += n
+	}
+	s.mu.Unlock()
 	if rec == nil {
 		return 0, nil
 	}
-	delete(s.users, openid)
-	s.prevKeys.Delete(openid)
-	rec.u.Store(nil) // from here on, Lookup of any of its tokens fails
-	s.revoked += int(rec.n)
-	return int(rec.n), nil
+	if err := s.disk.write(func(w *diskWriter) error { return w.revoked(openid) }); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 func (s *memoryStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rec := s.users[openid]
 	if rec == nil || rec.expired(time.Now()) {
+		s.mu.Unlock()
 		return store.ErrNotFound
 	}
 	u := rec.u.Load().user()
 	u.Phone, u.CountryCode = phone, countryCode
 	p, err := packUser(u)
+	if err == nil {
+		s.storeUser(rec, p)
+	}
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	s.storeUser(rec, p)
-	return nil
+	return s.disk.write(func(w *diskWriter) error { return w.user(openid) })
 }
 
 func (s *memoryStore) PreviousSessionKey(_ context.Context, openid string) (string, error) {
@@ -294,14 +312,14 @@ func (s *memoryStore) GetLoginResult(_ context.Context, key string) ([]byte, err
 	return bytes.Clone(v.([]byte)), nil
 }
 
-// Count sweeps expired sessions first, since go-cache's ItemCount counts
-// them until they are deleted: O(sessions) under the cache lock (10-20 ms
-// at 1M). It serves a metrics gauge and the admin stats, not requests.
+// Count reads two counters; it touches no shard. Sessions that expired
+// since the sweep last passed their shard (at most a minute ago) are still
+// counted.
 func (s *memoryStore) Count(context.Context) (int, error) {
-	s.sessions.DeleteExpired()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return max(0, s.sessions.ItemCount()-s.revoked), nil
+	revoked := s.revoked
+	s.mu.Unlock()
+	return max(0, int(s.size.Load())-revoked), nil
 }
 
 // Interface guards

@@ -1,0 +1,797 @@
+package memorystore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/patrickmn/go-cache"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"go.uber.org/zap"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+)
+
+// The persist file is a bbolt database (go.etcd.io/bbolt: already linked
+// into every standard Caddy build, through its ACME server). It holds
+// what a restart needs and nothing else. Users are keyed by U, a length
+// byte and the openid, and everything of a user sorts together:
+//
+//	meta      "magic"   fileMagic
+//	          "version" fileVersion, in decimal
+//	          "app_id"  the app it belongs to
+//	users     U → crc, 3 lengths, session key, unionid, phone, country code
+//	sessions  U + token hash (32 bytes) → crc, expiry (unix ns)
+//	prevkeys  U → crc, expiry (unix ns), previous session key
+//
+// (a crc is 4 bytes, an expiry 8, a length 1; big-endian.) Every value
+// starts with the CRC-32C of its key and the rest of the value, so that a
+// damaged page is noticed at load rather than restored. Login results are
+// not kept: they are worth minutes, and a client that retries across a
+// restart just logs in again.
+//
+// Loading walks users and sessions side by side, both in U order: no
+// look-up per session. A revoke deletes the user's record and sessions in
+// one range, so nothing of a revoked user can be restored.
+//
+// Writes follow one rule: a write puts on disk what memory holds for a key
+// at the moment of the write (or deletes the key when memory has none),
+// inside bbolt's write transaction. Transactions run one at a time, so
+// whatever order two changes reach the disk in, the last one written
+// reads the newest state: the file never keeps a state that memory has
+// left behind. That makes every write idempotent (bbolt may run a batched
+// function twice) and lets removals that need no answer (expiry, the
+// session limit, a user's last session gone) be queued and written in the
+// background without racing a login of the same user.
+const (
+	fileMagic   = "caddy-wechat-auth memory store"
+	fileVersion = 1
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketSessions = []byte("sessions")
+	bucketUsers    = []byte("users")
+	bucketPrevKeys = []byte("prevkeys")
+)
+
+// flushChunk bounds the removals written per background transaction, so
+// that a login's write never waits long behind one.
+const flushChunk = 2048
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func recordCRC(key, rest []byte) uint32 {
+	return crc32.Update(crc32.Update(0, crcTable, key), crcTable, rest)
+}
+
+// sealRecord fills in the CRC of a value whose first 4 bytes are for it.
+func sealRecord(key, v []byte) []byte {
+	binary.BigEndian.PutUint32(v, recordCRC(key, v[4:]))
+	return v
+}
+
+// openRecord checks the CRC and returns the value after it.
+func openRecord(key, v []byte) ([]byte, error) {
+	if len(v) < 4 || binary.BigEndian.Uint32(v) != recordCRC(key, v[4:]) {
+		return nil, errors.New("a record fails its checksum")
+	}
+	return v[4:], nil
+}
+
+// userKey is U: the length of the openid, then the openid (at most
+// maxField bytes: packUser refuses longer).
+func userKey(openid string) []byte {
+	k := make([]byte, 1, 1+len(openid)+len(store.TokenHash{}))
+	k[0] = byte(len(openid))
+	return append(k, openid...)
+}
+
+// sessionKey is U and the token hash.
+func sessionKey(openid string, th []byte) []byte { return append(userKey(openid), th...) }
+
+// splitSessionKey returns the U and the token hash of a session key.
+func splitSessionKey(k []byte) (u, th []byte, ok bool) {
+	if len(k) == 0 || len(k) != 1+int(k[0])+len(store.TokenHash{}) {
+		return nil, nil, false
+	}
+	return k[:1+k[0]], k[1+k[0]:], true
+}
+
+// diskFile is an open persist file.
+type diskFile struct {
+	db   *bolt.DB
+	path string
+}
+
+// diskState is the store's persist file, if it has one, and the removals
+// waiting to be written to it.
+type diskState struct {
+	s  *memoryStore
+	mu sync.RWMutex // read-held by every write in flight; write-held to change f
+	f  *diskFile    // nil: nothing is persisted
+	on atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
+
+	flushMu   sync.Mutex // one flush at a time
+	qmu       sync.Mutex
+	qSessions []string // session keys (U + hash) of sessions removed from memory
+	qUsers    []string // openids whose record left memory
+	qPrevKeys []string // openids whose previous key left memory
+	lastErr   time.Time
+}
+
+// path is the file persisted to, or "".
+func (d *diskState) path() string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.f == nil {
+		return ""
+	}
+	return d.f.path
+}
+
+// write runs fn in a batched write transaction and returns once it is on
+// disk; without a persist file it does nothing.
+func (d *diskState) write(fn func(*diskWriter) error) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.f == nil {
+		return nil
+	}
+	err := d.f.db.Batch(func(tx *bolt.Tx) error { return fn(newDiskWriter(d.s, tx)) })
+	if err != nil {
+		return fmt.Errorf("memory store: writing %s: %w", d.f.path, err)
+	}
+	return nil
+}
+
+// swap makes f the persist file (nil: none) once the writes in flight to
+// the old one are done, and returns the old one.
+func (d *diskState) swap(f *diskFile) *diskFile {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.f
+	d.f = f
+	d.on.Store(f != nil)
+	return old
+}
+
+// queueRemoved queues a session that left memory, and its user's record
+// when it was the last session (openid is then set). A revoked user's
+// sessions need nothing: the revoke deleted them from the file.
+func (d *diskState) queueRemoved(th string, u *packedUser, last bool) {
+	if !d.on.Load() || u == nil {
+		return
+	}
+	d.qmu.Lock()
+	d.qSessions = append(d.qSessions, string(sessionKey(u.openID(), []byte(th))))
+	if last {
+		d.qUsers = append(d.qUsers, u.openID())
+	}
+	d.qmu.Unlock()
+}
+
+func (d *diskState) queuePrevKey(openid string) {
+	if !d.on.Load() {
+		return
+	}
+	d.qmu.Lock()
+	d.qPrevKeys = append(d.qPrevKeys, openid)
+	d.qmu.Unlock()
+}
+
+// flush writes the queued removals, a chunk per transaction, resting
+// between chunks (restFactor). A failure is logged (once a minute at most)
+// and the rest kept for the next flush.
+func (d *diskState) flush(s *memoryStore) {
+	if !d.on.Load() {
+		return
+	}
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	d.qmu.Lock()
+	sessions, users, prevKeys := d.qSessions, d.qUsers, d.qPrevKeys
+	d.qSessions, d.qUsers, d.qPrevKeys = nil, nil, nil
+	d.qmu.Unlock()
+	if len(sessions)+len(users)+len(prevKeys) == 0 {
+		return
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.f == nil {
+		return
+	}
+	var lastChunk time.Duration
+	for first := true; len(sessions)+len(users)+len(prevKeys) > 0; first = false {
+		if !first {
+			s.rest(lastChunk)
+		}
+		t0 := time.Now()
+		ns, nu := min(len(sessions), flushChunk), min(len(users), flushChunk)
+		np := min(len(prevKeys), flushChunk)
+		err := d.f.db.Update(func(tx *bolt.Tx) error {
+			w := newDiskWriter(s, tx)
+			var errs []error
+			for _, k := range sessions[:ns] {
+				errs = append(errs, w.sessionAt([]byte(k)))
+			}
+			for _, id := range users[:nu] {
+				errs = append(errs, w.user(id))
+			}
+			for _, id := range prevKeys[:np] {
+				errs = append(errs, w.prevKey(id))
+			}
+			return errors.Join(errs...)
+		})
+		if err != nil {
+			d.qmu.Lock()
+			d.qSessions = append(d.qSessions, sessions...)
+			d.qUsers = append(d.qUsers, users...)
+			d.qPrevKeys = append(d.qPrevKeys, prevKeys...)
+			logIt := time.Since(d.lastErr) > time.Minute
+			if logIt {
+				d.lastErr = time.Now()
+			}
+			d.qmu.Unlock()
+			if logIt {
+				s.logger.Load().Error("writing removed sessions to the persist file; will retry",
+					zap.String("file", d.f.path), zap.Error(err))
+			}
+			return
+		}
+		sessions, users, prevKeys = sessions[ns:], users[nu:], prevKeys[np:]
+		lastChunk = time.Since(t0)
+	}
+}
+
+// close writes what is queued and closes the file (the last config
+// holding the store is gone: Caddy stops or the app left the config).
+func (d *diskState) close(s *memoryStore) error {
+	d.flush(s)
+	f := d.swap(nil)
+	if f == nil {
+		return nil
+	}
+	if err := f.db.Close(); err != nil {
+		return fmt.Errorf("memory store: closing %s: %v", f.path, err)
+	}
+	return nil
+}
+
+// diskWriter writes records inside one transaction, each the projection of
+// what memory holds now for its key.
+//
+// bbolt keeps the key and value given to Put until the transaction
+// commits, so each Put gets slices of its own.
+type diskWriter struct {
+	s                         *memoryStore
+	sessions, users, prevKeys *bolt.Bucket
+}
+
+func newDiskWriter(s *memoryStore, tx *bolt.Tx) *diskWriter {
+	return &diskWriter{
+		s:        s,
+		sessions: tx.Bucket(bucketSessions),
+		users:    tx.Bucket(bucketUsers),
+		prevKeys: tx.Bucket(bucketPrevKeys),
+	}
+}
+
+// bulk makes the buckets fill their pages (keys are written in order).
+func (w *diskWriter) bulk() {
+	for _, b := range []*bolt.Bucket{w.sessions, w.users, w.prevKeys} {
+		b.FillPercent = 0.95
+	}
+}
+
+// liveSession returns the expiry of th if memory has it as a live session
+// of openid.
+func (w *diskWriter) liveSession(openid string, th []byte) (time.Time, bool) {
+	v, exp, ok := w.s.shards[th[0]].GetWithExpiration(string(th))
+	if !ok {
+		return time.Time{}, false
+	}
+	u := v.(*memUser).u.Load()
+	return exp, u != nil && u.openID() == openid
+}
+
+// session writes the session th of openid as memory has it, or deletes it.
+func (w *diskWriter) session(openid string, th store.TokenHash) error {
+	return w.sessionAt(sessionKey(openid, th[:]))
+}
+
+// sessionAt is session, given the key.
+func (w *diskWriter) sessionAt(k []byte) error {
+	u, th, ok := splitSessionKey(k)
+	if !ok {
+		return nil // (never made by us)
+	}
+	exp, live := w.liveSession(string(u[1:]), th)
+	if !live { // gone, expired, revoked or now someone else's
+		return w.sessions.Delete(k)
+	}
+	b := make([]byte, 4+8)
+	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
+	return w.sessions.Put(k, sealRecord(k, b))
+}
+
+// user writes the record of openid as memory has it. When memory has none
+// (its last session gone, or revoked) the record goes, with its previous
+// key and its sessions that memory does not hold as live.
+func (w *diskWriter) user(openid string) error {
+	w.s.mu.Lock()
+	rec := w.s.users[openid]
+	var p *packedUser
+	if rec != nil {
+		p = rec.u.Load()
+	}
+	w.s.mu.Unlock()
+	k := userKey(openid)
+	if p == nil {
+		if err := w.users.Delete(k); err != nil {
+			return err
+		}
+		return errors.Join(w.deadSessions(openid), w.prevKey(openid))
+	}
+	fields := p.buf[p.lens[0]:] // session key, unionid, phone, country code
+	b := make([]byte, 4+3, 4+3+len(fields))
+	copy(b[4:], p.lens[1:])
+	b = append(b, fields...)
+	return w.users.Put(k, sealRecord(k, b))
+}
+
+// revoked writes a revoke of openid: its record as memory has it (gone, or
+// a login made since), and none of the sessions it had.
+func (w *diskWriter) revoked(openid string) error {
+	return errors.Join(w.user(openid), w.deadSessions(openid))
+}
+
+// deadSessions deletes every session of openid that memory does not hold
+// as live: after a revoke, all it had; a login made after the revoke
+// stays.
+func (w *diskWriter) deadSessions(openid string) error {
+	k := userKey(openid)
+	var dead [][]byte
+	c := w.sessions.Cursor()
+	for sk, _ := c.Seek(k); sk != nil && bytes.HasPrefix(sk, k); sk, _ = c.Next() {
+		if _, th, ok := splitSessionKey(sk); ok {
+			if _, live := w.liveSession(openid, th); live {
+				continue
+			}
+		}
+		dead = append(dead, bytes.Clone(sk))
+	}
+	for _, sk := range dead {
+		if err := w.sessions.Delete(sk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prevKey writes the previous session key of openid as memory has it, or
+// deletes it.
+func (w *diskWriter) prevKey(openid string) error {
+	k := userKey(openid)
+	v, exp, ok := w.s.prevKeys.GetWithExpiration(openid)
+	if ok {
+		w.s.mu.Lock()
+		ok = w.s.users[openid] != nil
+		w.s.mu.Unlock()
+	}
+	if !ok {
+		return w.prevKeys.Delete(k)
+	}
+	key := v.(string)
+	b := make([]byte, 4+8, 4+8+len(key))
+	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
+	b = append(b, key...)
+	return w.prevKeys.Put(k, sealRecord(k, b))
+}
+
+// decodeUser reads a users record into a packed user: one allocation for
+// the five strings.
+func decodeUser(k, v []byte) (*packedUser, error) {
+	body, err := openRecord(k, v)
+	if err != nil {
+		return nil, err
+	}
+	if len(k) < 2 || int(k[0]) != len(k)-1 || len(body) < 3 {
+		return nil, errors.New("a user record is malformed")
+	}
+	openid, fields := k[1:], body[3:]
+	p := &packedUser{}
+	p.lens[0] = uint8(len(openid))
+	copy(p.lens[1:], body[:3])
+	rest := len(fields) - int(p.lens[1]) - int(p.lens[2]) - int(p.lens[3])
+	if rest < 0 || rest > maxField {
+		return nil, errors.New("a user record has bad lengths")
+	}
+	var b strings.Builder
+	b.Grow(len(openid) + len(fields))
+	b.Write(openid)
+	b.Write(fields)
+	p.buf = b.String()
+	return p, nil
+}
+
+// decodeExpiry reads a sessions or prevkeys record: the expiry, then the
+// rest.
+func decodeExpiry(k, v []byte) (int64, []byte, error) {
+	body, err := openRecord(k, v)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(body) < 8 {
+		return 0, nil, errors.New("a record is too short")
+	}
+	return int64(binary.BigEndian.Uint64(body)), body[8:], nil
+}
+
+// openAtStart gives a new store its persist file: it loads ours, converts
+// a legacy snapshot, sets anything else aside, and starts a new file where
+// there is none. A file it cannot make sense of costs the sessions in it,
+// never the start of the gateway; only a path it cannot use at all (a
+// directory, no permission, a file locked by another process) is an error.
+func (s *memoryStore) openAtStart(path string) error {
+	logger := s.logger.Load().With(zap.String("file", path))
+	v, reason, why, err := identify(path, s.appID)
+	if err != nil {
+		return fmt.Errorf("memory store: persist file %s: %w", path, err)
+	}
+	var restored int
+	switch v {
+	case fileOurs:
+		f, err := openBolt(path, false)
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return fmt.Errorf("memory store: persist file %s: %w", path, errInUse)
+		}
+		if err == nil {
+			t0 := time.Now()
+			if restored, err = s.load(f); err == nil {
+				s.disk.swap(&diskFile{db: f, path: path})
+				logger.Info("restored sessions", zap.Int("sessions", restored), zap.Duration("took", time.Since(t0)))
+				return nil
+			}
+			f.Close()
+			s.resetMemory()
+		}
+		v, reason, why = fileSetAside, "corrupt", err
+	case fileLegacy:
+		restored, err = s.loadLegacy(path)
+		if err != nil {
+			s.resetMemory()
+			var le *legacyError
+			reason, why = "corrupt", err
+			if errors.As(err, &le) {
+				reason = le.reason
+			}
+		} else {
+			reason = "snapshot-v1"
+		}
+	}
+	if v != fileMissing {
+		to, err := setAside(path, reason)
+		if err != nil {
+			return fmt.Errorf("memory store: setting %s aside: %v", path, err)
+		}
+		if reason == "snapshot-v1" {
+			logger.Info("converting the snapshot file of an earlier version to a persist file; the old file is kept",
+				zap.Int("sessions", restored), zap.String("moved_to", to))
+		} else {
+			logger.Error("persist file set aside; starting with no sessions",
+				zap.String("reason", reason), zap.NamedError("problem", why), zap.String("moved_to", to))
+		}
+	}
+	f, err := createFile(path, s.appID)
+	if err != nil {
+		return fmt.Errorf("memory store: creating persist file %s: %v", path, err)
+	}
+	s.disk.swap(f)
+	if restored > 0 {
+		if err := s.dump(f); err != nil {
+			return fmt.Errorf("memory store: writing persist file %s: %v", path, err)
+		}
+	}
+	return nil
+}
+
+// resetMemory empties a store whose load failed half way.
+func (s *memoryStore) resetMemory() {
+	s.mu.Lock()
+	s.users = make(map[string]*memUser)
+	s.revoked = 0
+	s.mu.Unlock()
+	s.setShards(nil)
+	s.prevKeys.Flush()
+}
+
+// load fills the new store from f, walking users and sessions side by side
+// (both are in U order). Sessions that expired or whose user record is
+// gone, users without a session and stale previous keys are left out, and
+// queued for removal from the file. Any damage (a bad checksum, a
+// malformed record, a page bbolt cannot read) fails it as a whole.
+func (s *memoryStore) load(f *bolt.DB) (int, error) {
+	now := time.Now().UnixNano()
+	// Sessions are read in U order, which scatters them over the shards;
+	// they are gathered per shard first and each shard's map is then made
+	// in one go, in cache, two shards at a time.
+	type loaded struct {
+		th  string
+		rec *memUser
+		exp int64
+	}
+	var byShard [numShards][]loaded
+	var items [numShards]map[string]cache.Item
+	var recs []*memUser // users with sessions, for s.users
+	var prev map[string]cache.Item
+	var stale, staleUsers, stalePrev []string
+	n := 0
+	err := safeView(f, func(tx *bolt.Tx) error {
+		users, sessions, prevKeys := tx.Bucket(bucketUsers), tx.Bucket(bucketSessions), tx.Bucket(bucketPrevKeys)
+		if users == nil || sessions == nil || prevKeys == nil {
+			return errors.New("a bucket is missing")
+		}
+		// Made at their final size, first: growing them record by record
+		// would cost more than filling them (Stats reads pages, not
+		// records), and the GC, seeing the heap grow at once, runs fewer
+		// cycles while the records come in.
+		nUsers := users.Stats().KeyN
+		s.users = make(map[string]*memUser, nUsers)
+		recs = make([]*memUser, 0, nUsers)
+		perShard := sessions.Stats().KeyN / numShards
+		for i := range byShard {
+			byShard[i] = make([]loaded, 0, perShard+perShard/8)
+			items[i] = make(map[string]cache.Item, perShard+perShard/8)
+		}
+		prev = make(map[string]cache.Item, prevKeys.Stats().KeyN)
+
+		sc := sessions.Cursor()
+		sk, sv := sc.First()
+		// sessionsOf adds the sessions under U to rec (nil: the orphans
+		// before U), and leaves sk at the first key past them.
+		sessionsOf := func(u []byte, rec *memUser) error {
+			for ; sk != nil; sk, sv = sc.Next() {
+				ku, th, ok := splitSessionKey(sk)
+				if !ok {
+					return errors.New("a session key is malformed")
+				}
+				if c := bytes.Compare(ku, u); c > 0 || (c == 0 && rec == nil) {
+					return nil
+				}
+				exp, _, err := decodeExpiry(sk, sv)
+				if err != nil {
+					return err
+				}
+				if rec == nil || exp <= now {
+					stale = append(stale, string(sk))
+					continue
+				}
+				byShard[th[0]] = append(byShard[th[0]], loaded{th: string(th), rec: rec, exp: exp})
+				rec.n++
+				rec.exp = max(rec.exp, unixCeil(time.Unix(0, exp)))
+				n++
+			}
+			return nil
+		}
+		uc := users.Cursor()
+		for uk, uv := uc.First(); uk != nil; uk, uv = uc.Next() {
+			p, err := decodeUser(uk, uv)
+			if err != nil {
+				return err
+			}
+			if err := sessionsOf(uk, nil); err != nil { // orphans before it
+				return err
+			}
+			rec := &memUser{}
+			rec.u.Store(p)
+			if err := sessionsOf(uk, rec); err != nil {
+				return err
+			}
+			if rec.n == 0 {
+				staleUsers = append(staleUsers, p.openID())
+				continue
+			}
+			recs = append(recs, rec)
+		}
+		for ; sk != nil; sk, sv = sc.Next() { // orphans after the last user
+			if _, _, err := decodeExpiry(sk, sv); err != nil {
+				return err
+			}
+			stale = append(stale, string(sk))
+		}
+
+		c := prevKeys.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			exp, key, err := decodeExpiry(k, v)
+			if err != nil {
+				return err
+			}
+			if len(k) < 1 || int(k[0]) != len(k)-1 {
+				return errors.New("a previous-key record is malformed")
+			}
+			if exp <= now {
+				stalePrev = append(stalePrev, string(k[1:]))
+				continue
+			}
+			prev[string(k[1:])] = cache.Item{Object: string(key), Expiration: exp}
+			// (whether its user has sessions is known once s.users is made)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the users map, beside the shards' maps
+		defer wg.Done()
+		for _, rec := range recs {
+			id := rec.u.Load().openID()
+			s.users[id] = rec
+		}
+	}()
+	for half := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := half; i < numShards; i += 2 {
+				m := items[i]
+				for _, l := range byShard[i] {
+					m[l.th] = cache.Item{Object: l.rec, Expiration: l.exp}
+				}
+				byShard[i] = nil
+			}
+		}()
+	}
+	wg.Wait()
+	for id := range prev {
+		if s.users[id] == nil {
+			delete(prev, id)
+			stalePrev = append(stalePrev, id)
+		}
+	}
+	s.setShards(&items)
+	s.prevKeys = cache.NewFrom(cache.NoExpiration, 0, prev)
+	s.prevKeys.OnEvicted(s.prevKeyRemoved)
+	s.disk.qSessions, s.disk.qUsers, s.disk.qPrevKeys = stale, staleUsers, stalePrev
+	return n, nil
+}
+
+// dump writes every user, session and previous key in memory to f, a new
+// file, in key order (bbolt then fills its pages), a chunk per
+// transaction. f is already the store's persist file: changes made
+// meanwhile are written by their own calls, and each record written here
+// is what memory holds at the time, so the two never disagree.
+func (s *memoryStore) dump(f *diskFile) error {
+	const chunk = 20000
+	write := func(n int, put func(*diskWriter, int) error) error {
+		for start := 0; start < n; start += chunk {
+			err := f.db.Update(func(tx *bolt.Tx) error {
+				w := newDiskWriter(s, tx)
+				w.bulk()
+				for i := start; i < min(n, start+chunk); i++ {
+					if err := put(w, i); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.users))
+	for id := range s.users {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(ids, cmpUserKey)
+	if err := write(len(ids), func(w *diskWriter, i int) error { return w.user(ids[i]) }); err != nil {
+		return err
+	}
+	ids = ids[:0]
+	for id := range s.prevKeys.Items() {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, cmpUserKey)
+	if err := write(len(ids), func(w *diskWriter, i int) error { return w.prevKey(ids[i]) }); err != nil {
+		return err
+	}
+	// Sessions in U order, as (openid, hash) pairs of strings memory
+	// already holds: nothing is copied until it is written.
+	type ref struct{ openid, th string }
+	refs := make([]ref, 0, s.size.Load())
+	for _, sh := range s.shards {
+		for th, it := range sh.Items() {
+			if u := it.Object.(*memUser).u.Load(); u != nil {
+				refs = append(refs, ref{u.openID(), th})
+			}
+		}
+	}
+	slices.SortFunc(refs, func(a, b ref) int {
+		return cmp.Or(cmpUserKey(a.openid, b.openid), strings.Compare(a.th, b.th))
+	})
+	return write(len(refs), func(w *diskWriter, i int) error {
+		return w.sessionAt(sessionKey(refs[i].openid, []byte(refs[i].th)))
+	})
+}
+
+// cmpUserKey orders openids as their U keys sort: by length, then bytes.
+func cmpUserKey(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// usePersist makes path the store's persist file ("": none) while the
+// store is live: a reload added, moved or removed persist. Memory holds
+// the newest state, so whatever file is at the new path is set aside (it
+// would bring back sessions logged out since it was written) and a new one
+// is written from memory before usePersist returns. The file left behind
+// is closed and set aside too: it stops following the sessions, and a
+// later start must not restore it.
+func (s *memoryStore) usePersist(path string) error {
+	cur := s.disk.path()
+	if path == cur {
+		return nil
+	}
+	logger := s.logger.Load()
+	var nf *diskFile
+	if path != "" {
+		v, _, _, err := identify(path, s.appID)
+		if err != nil {
+			return fmt.Errorf("memory store: persist file %s: %w", path, err)
+		}
+		if v != fileMissing {
+			to, err := setAside(path, "stale")
+			if err != nil {
+				return fmt.Errorf("memory store: setting %s aside: %v", path, err)
+			}
+			logger.Warn("persist file set aside: the sessions in memory are newer",
+				zap.String("file", path), zap.String("moved_to", to))
+		}
+		if nf, err = createFile(path, s.appID); err != nil {
+			return fmt.Errorf("memory store: creating persist file %s: %v", path, err)
+		}
+	}
+	old := s.disk.swap(nf)
+	if nf != nil {
+		t0 := time.Now()
+		if err := s.dump(nf); err != nil {
+			s.disk.swap(old)
+			nf.db.Close()
+			return fmt.Errorf("memory store: writing persist file %s: %v", path, err)
+		}
+		n, _ := s.Count(context.Background())
+		logger.Info("persisting sessions", zap.String("file", path), zap.Int("sessions", n), zap.Duration("took", time.Since(t0)))
+	}
+	if old != nil {
+		if err := old.db.Close(); err != nil {
+			logger.Error("closing the persist file", zap.String("file", old.path), zap.Error(err))
+		}
+		to, err := setAside(old.path, "unused")
+		if err != nil {
+			logger.Error("setting the persist file no longer used aside", zap.String("file", old.path), zap.Error(err))
+		} else {
+			logger.Warn("persist file no longer used by the config: set aside so that a later start does not restore it",
+				zap.String("file", old.path), zap.String("moved_to", to))
+		}
+	}
+	return nil
+}
