@@ -52,18 +52,19 @@ func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
 	reg := ctx.GetMetricsRegistry()
 	labels := prometheus.Labels{"app_id": appID}
 	m := &handlerMetrics{registry: reg, labels: labels}
-	m.logins = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
-		Name:        "logins_total",
-		Help:        "Logins by result (ok, retried, or the error code answered).",
-		ConstLabels: labels,
-	}, []string{"result"}))
-	m.apiRequests = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
-		Name:        "api_requests_total",
-		Help:        "Calls to the WeChat server API by API and result.",
-		ConstLabels: labels,
-	}, []string{"api", "result"}))
+	// counter registers (or reuses) a counter vector of ours.
+	counter := func(name, help string, labelNames ...string) *prometheus.CounterVec {
+		return registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+			Name: name, Help: help, ConstLabels: labels,
+		}, labelNames))
+	}
+	m.logins = counter("logins_total",
+		"Logins by result (ok, retried, or the error code answered).",
+		"result")
+	m.apiRequests = counter("api_requests_total",
+		"Calls to the WeChat server API by API and result.",
+		"api", "result")
 	m.apiDuration = registerOrReuse(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name:        "api_request_duration_seconds",
@@ -71,24 +72,15 @@ func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
 		ConstLabels: labels,
 		Buckets:     []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"api"}))
-	m.requests = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
-		Name:        "requests_total",
-		Help:        "Pass-through decisions (authorized, anonymous, unauthenticated, forbidden, store_error).",
-		ConstLabels: labels,
-	}, []string{"result"}))
-	m.storeErrors = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
-		Name:        "store_errors_total",
-		Help:        "Failures of the session store by operation (lookup, create_session, delete_session, bind_phone, ...), each answered 503.",
-		ConstLabels: labels,
-	}, []string{"operation"}))
-	m.decryptions = registerOrReuse(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
-		Name:        "decryptions_total",
-		Help:        "Open data decrypted for /phone (legacy form) and /decrypt, by the key that opened it (current_key, previous_key) or the error code answered.",
-		ConstLabels: labels,
-	}, []string{"endpoint", "result"}))
+	m.requests = counter("requests_total",
+		"Pass-through decisions (authorized, anonymous, unauthenticated, forbidden, store_error).",
+		"result")
+	m.storeErrors = counter("store_errors_total",
+		"Failures of the session store by operation (lookup, create_session, delete_session, bind_phone, ...), each answered 503.",
+		"operation")
+	m.decryptions = counter("decryptions_total",
+		"Open data decrypted for /phone (legacy form) and /decrypt, by the key that opened it (current_key, previous_key) or the error code answered.",
+		"endpoint", "result")
 	m.authorized = m.requests.WithLabelValues(resultAuthorized)
 	m.anonymous = m.requests.WithLabelValues(resultAnonymous)
 	m.unauthenticated = m.requests.WithLabelValues(resultUnauthenticated)

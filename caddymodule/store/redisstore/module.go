@@ -392,51 +392,32 @@ func (r *RedisStore) newClient() redis.UniversalClient {
 	// that died while Redis restarted; the per-call deadline still
 	// bounds it.
 	const retries = 1
-	addrs := r.addresses()
+	// One set of options, turned into the client of the mode asked for
+	// (UniversalOptions' own conversions; NewUniversalClient would guess
+	// the mode from the options instead).
+	opts := &redis.UniversalOptions{
+		Addrs:            r.addresses(),
+		MasterName:       c.masterName,
+		SentinelUsername: c.sentinelUsername,
+		SentinelPassword: r.sentinelPassword.Reveal(),
+		Username:         c.username,
+		Password:         r.password.Reveal(),
+		DB:               c.db, // (0 in cluster mode: Validate sees to it)
+		TLSConfig:        tlsConfig,
+		DialTimeout:      c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout, PoolTimeout: c.timeout,
+		ContextTimeoutEnabled:    true,
+		DialerRetries:            retries,
+		MaxRetries:               retries,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
 	switch c.mode {
 	case ModeSentinel:
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:       c.masterName,
-			SentinelAddrs:    addrs,
-			SentinelUsername: c.sentinelUsername,
-			SentinelPassword: r.sentinelPassword.Reveal(),
-			Username:         c.username,
-			Password:         r.password.Reveal(),
-			DB:               c.db,
-			TLSConfig:        tlsConfig,
-			DialTimeout:      c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout, PoolTimeout: c.timeout,
-			ContextTimeoutEnabled: true,
-			DialerRetries:         retries,
-			MaxRetries:            retries,
-			DisableIdentity:       true,
-		})
+		return redis.NewFailoverClient(opts.Failover())
 	case ModeCluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:       addrs,
-			Username:    c.username,
-			Password:    r.password.Reveal(),
-			TLSConfig:   tlsConfig,
-			DialTimeout: c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout, PoolTimeout: c.timeout,
-			ContextTimeoutEnabled:    true,
-			DialerRetries:            retries,
-			MaxRetries:               retries,
-			DisableIdentity:          true,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		})
+		return redis.NewClusterClient(opts.Cluster())
 	default:
-		return redis.NewClient(&redis.Options{
-			Addr:        addrs[0],
-			Username:    c.username,
-			Password:    r.password.Reveal(),
-			DB:          c.db,
-			TLSConfig:   tlsConfig,
-			DialTimeout: c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout, PoolTimeout: c.timeout,
-			ContextTimeoutEnabled:    true,
-			DialerRetries:            retries,
-			MaxRetries:               retries,
-			DisableIdentity:          true,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		})
+		return redis.NewClient(opts.Simple())
 	}
 }
 
