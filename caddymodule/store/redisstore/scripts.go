@@ -53,6 +53,17 @@ local function userFields(ukey)
   for i = 1, 5 do u[i] = u[i] or '' end
   return u
 end
+
+-- userAnswer is what a script that changes a user answers: {version,
+-- openid, unionid, session key, phone, country code, changed ("1" or
+-- "0"), then tokens (hash, expiry, ...)}.
+local function userAnswer(ukey, ver, changed, tokens)
+  local out = userFields(ukey)
+  table.insert(out, 1, ver)
+  out[7] = changed and '1' or '0'
+  for i = 1, #tokens do out[7 + i] = tokens[i] end
+  return out
+end
 `
 
 // createUserScript is the user's half of a login: it upserts the user
@@ -101,11 +112,7 @@ redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
 local others, maxexp = liveTokens(KEYS[2], tonumber(ARGV[8]), ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], maxexp)
 redis.call('PEXPIREAT', KEYS[2], maxexp)
-local out = userFields(KEYS[1])
-table.insert(out, 1, ver)
-out[7] = changed and '1' or '0'
-for i = 1, #others do out[7 + i] = others[i] end
-return out
+return userAnswer(KEYS[1], ver, changed, others)
 `
 
 // setCopyScript replaces a session copy by a newer version of it. It
@@ -183,11 +190,7 @@ if changed or not ver then
   ver = nextVersion(ver)
   redis.call('HSET', KEYS[1], 'phone', ARGV[1], 'country_code', ARGV[2], 'ver', ver)
 end
-local out = userFields(KEYS[1])
-table.insert(out, 1, ver)
-out[7] = changed and '1' or '0'
-for i = 1, #tokens do out[7 + i] = tokens[i] end
-return out
+return userAnswer(KEYS[1], ver, changed, tokens)
 `
 
 // countScript drops expired index entries and answers how many remain.
