@@ -85,8 +85,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "api_base":
 			err = caddyconf.OneArg(d, &h.APIBase)
-			if err == nil && !hasPlaceholder(h.APIBase) && !isHTTPURL(h.APIBase) {
-				err = d.Errf("api_base must be an http:// or https:// URL, got %q", h.APIBase)
+			if err == nil && !hasPlaceholder(h.APIBase) {
+				err = wrap(d, checkAPIBase(h.APIBase))
 			}
 		case "path_prefix":
 			err = caddyconf.OneArg(d, &h.PathPrefix)
@@ -109,8 +109,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = caddyconf.Duration(d, &h.MaxDataAge, maxDataAgeRange)
 		case "mode":
 			err = caddyconf.OneArg(d, &h.Mode)
-			if err == nil && h.Mode != ModeRequired && h.Mode != ModeOptional {
-				err = d.Errf("mode must be %q or %q, got %q", ModeRequired, ModeOptional, h.Mode)
+			if err == nil {
+				err = wrap(d, checkMode(h.Mode))
 			}
 		case "require_phone":
 			err = caddyconf.NoArgs(d)
@@ -214,10 +214,6 @@ func wrap(d *caddyfile.Dispenser, err error) error {
 }
 
 func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
-
-func isHTTPURL(s string) bool {
-	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-}
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -97,6 +97,8 @@ func TestCaddyfileErrorsNameTheProblem(t *testing.T) {
 		{app + "\tmax_data_age 1ms\n}", "max_data_age must be between"},
 		{app + "\tmode maybe\n}", `mode must be "required" or "optional"`},
 		{app + "\tpath_prefix wechat\n}", "path_prefix must be an absolute path"},
+		{app + "\tapi_base http://\n}", `api_base "http://" must be an absolute http:// or https:// URL`},
+		{app + "\tapi_base ftp://api.weixin.qq.com\n}", `api_base "ftp://api.weixin.qq.com" must be an absolute`},
 		{app + "\tpath_prefix \"/we chat\"\n}", "path_prefix must be an absolute path"},
 		{app + "\tstore nosuch\n}", `unknown store "nosuch": the stores in this build are memory, redis`},
 		{app + "\tstore\n}", "store needs a backend: memory, redis"},

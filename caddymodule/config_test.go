@@ -48,6 +48,11 @@ func TestJSONConfigValidate(t *testing.T) {
 		{`,"refused_code_window":"10ms"`, "refused_code_window must be between 1s and 1h0m0s"},
 		{`,"mode":"maybe"`, `mode must be "required" or "optional"`},
 		{`,"path_prefix":"wechat"`, "path_prefix must be an absolute path"},
+		// api_base is checked at provision, once its placeholders are
+		// resolved: every WeChat call would fail with it.
+		{`,"api_base":"ftp://x"`, `api_base "ftp://x" must be an absolute http:// or https:// URL`},
+		{`,"api_base":"http://"`, `api_base "http://" must be an absolute`},
+		{`,"api_base":"{env.WECHAT_TEST_UNSET_BASE}/x"`, `api_base "/x" must be an absolute`},
 		{`,"header_openid":"X User:Id"`, `header_openid: "X User:Id" is not a valid header name`},
 		{`,"header_phone":"Authorization"`, `header_phone: "Authorization" collides with Authorization`},
 		{`,"header_appid":"authorization"`, `header_appid: "authorization" collides with Authorization`},

@@ -51,9 +51,5 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ store.T
 	}
 	h.metrics.decryptions.WithLabelValues("decrypt", key).Inc()
 	h.logger.Info("decrypted", openid, zap.String("key", key))
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(raw)
-	return nil
+	return writeJSONBody(w, http.StatusOK, raw)
 }

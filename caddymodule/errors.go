@@ -63,6 +63,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 		status = http.StatusInternalServerError
 		body = []byte(`{"error":"internal_error","message":"could not encode the answer"}`)
 	}
+	return writeJSONBody(w, status, body)
+}
+
+// writeJSONBody answers body, JSON already.
+func writeJSONBody(w http.ResponseWriter, status int, body []byte) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Del("Content-Length")

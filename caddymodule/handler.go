@@ -225,6 +225,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := checkAppID(h.appID); err != nil {
 		return err
 	}
+	if apiBase != "" {
+		// Else every WeChat call would fail, answered as the client's
+		// fault (400), and the secret must go nowhere odd.
+		if err := checkAPIBase(apiBase); err != nil {
+			return err
+		}
+	}
 	if secret == "" {
 		return fmt.Errorf("app_secret is required (is its environment variable set?)")
 	}
@@ -274,8 +281,8 @@ func (h *Handler) applyDefaults() {
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	if h.Mode != ModeRequired && h.Mode != ModeOptional {
-		return fmt.Errorf("mode must be %q or %q, got %q", ModeRequired, ModeOptional, h.Mode)
+	if err := checkMode(h.Mode); err != nil {
+		return err
 	}
 	if err := checkPathPrefix(h.PathPrefix); err != nil {
 		return err

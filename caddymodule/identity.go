@@ -27,8 +27,8 @@ type identityHeaders struct {
 	// new string) on every request.
 	openID, unionID, phone, countryCode, appID string
 
-	// folded are the names stripped from every request, plus
-	// Authorization, in the form of foldHeaderName.
+	// folded are the identity header names stripped from every request,
+	// in the form of foldHeaderName.
 	folded []string
 
 	// appIDValue is the app id boxed once for the replacer: boxing a
@@ -64,6 +64,21 @@ func (ih *identityHeaders) isIdentity(name string) bool {
 	return false
 }
 
+// isIdentityOrAuth reports whether name is one of our identity headers
+// or Authorization: the names no trailer or Connection token may carry.
+func (ih *identityHeaders) isIdentityOrAuth(name string) bool {
+	return ih.isIdentity(name) || foldedEqual(name, "authorization")
+}
+
+// stripTrailers removes the trailers isIdentityOrAuth names.
+func (ih *identityHeaders) stripTrailers(r *http.Request) {
+	for name := range r.Trailer {
+		if ih.isIdentityOrAuth(name) {
+			delete(r.Trailer, name)
+		}
+	}
+}
+
 // strip removes everything a client sent that an upstream could read as
 // one of our identity headers, in every mode and for anonymous requests
 // too:
@@ -93,11 +108,7 @@ func (ih *identityHeaders) strip(r *http.Request) {
 			delete(r.Header, "Connection")
 		}
 	}
-	for name := range r.Trailer {
-		if ih.isIdentity(name) || foldedEqual(name, "authorization") {
-			delete(r.Trailer, name)
-		}
-	}
+	ih.stripTrailers(r)
 	// A body of unknown length (chunked, or HTTP/2 and 3) can end with
 	// trailers nobody declared.
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
@@ -110,8 +121,7 @@ func (ih *identityHeaders) strip(r *http.Request) {
 // there is something to drop.
 func (ih *identityHeaders) dropConnectionTokens(values []string) []string {
 	bad := func(token string) bool {
-		token = textproto.TrimString(token)
-		return ih.isIdentity(token) || foldedEqual(token, "authorization")
+		return ih.isIdentityOrAuth(textproto.TrimString(token))
 	}
 	found := false
 	for _, v := range values {
@@ -151,11 +161,7 @@ type trailerStripper struct {
 func (t *trailerStripper) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	if err == io.EOF {
-		for name := range t.r.Trailer {
-			if t.ih.isIdentity(name) || foldedEqual(name, "authorization") {
-				delete(t.r.Trailer, name)
-			}
-		}
+		t.ih.stripTrailers(t.r)
 	}
 	return n, err
 }

@@ -68,6 +68,11 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			ok         bool
 		)
 		release, retryAfter, ok = h.refusals.acquire(r.Context(), clientOf(r))
+		if !ok && r.Context().Err() != nil {
+			// The client went away while waiting for the logins ahead
+			// of it: nobody reads an answer, and it was not limited.
+			return nil
+		}
 		if !ok {
 			h.metrics.login(codeRateLimited)
 			w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(retryAfter), 10))

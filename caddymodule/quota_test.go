@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -202,4 +203,48 @@ func TestRefusedCodeRememberedAcrossGateways(t *testing.T) {
 	if n := g.A.fake.Calls(wechattest.APICode2Session); n != 1 {
 		t.Fatalf("code2Session calls = %d, want 1", n)
 	}
+}
+
+// A client that goes away while its login waits for the ones ahead of it
+// (the limit counts logins in flight as possible refusals) was not
+// limited: it is not counted as rate_limited.
+func TestRefusedCodeLimitWaiterGone(t *testing.T) {
+	a := newApp(t)
+	a.load(behindProxy(globalOptions()) + a.site("refused_code_limit 1"))
+	a.fake.SetDelay(wechattest.APICode2Session, 700*time.Millisecond)
+	const ip = "203.0.113.11"
+	first := make(chan response)
+	go func() { first <- a.loginFrom(ip, "olga:1") }()
+	time.Sleep(200 * time.Millisecond) // (the first is with WeChat)
+
+	base := a.base
+	if base == "" {
+		base = gatewayBase
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/wechat/login", strings.NewReader(`{"code":"olga:2"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", ip)
+	if resp, err := a.client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the waiting login was answered %d before its client gave up", resp.StatusCode)
+	}
+	if r := <-first; r.status != http.StatusOK {
+		t.Fatalf("the first login: %d %s", r.status, r.raw)
+	}
+	_, body := adminDo(t, "GET", "/metrics")
+	if strings.Contains(body, `result="rate_limited"`) {
+		t.Fatalf("a login whose client went away while waiting counted as rate_limited:\n%s", grepLines(body, "logins_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -5,7 +5,17 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
+
+// checkAPIBase checks api_base as the WeChat client will use it.
+func checkAPIBase(base string) error {
+	if err := wechat.CheckBaseURL(base); err != nil {
+		return fmt.Errorf("api_base %q must be an absolute http:// or https:// URL", base)
+	}
+	return nil
+}
 
 // checkAppID refuses what cannot be a mini program's AppID: "wx" and 16
 // hex digits. A typo here would otherwise pass `caddy validate` and fail
@@ -21,6 +31,14 @@ func checkAppID(id string) error {
 	}
 	if !ok {
 		return fmt.Errorf("app_id %q is not a mini program AppID (wx followed by 16 hex digits)", id)
+	}
+	return nil
+}
+
+// checkMode accepts the two modes.
+func checkMode(m string) error {
+	if m != ModeRequired && m != ModeOptional {
+		return fmt.Errorf("mode must be %q or %q, got %q", ModeRequired, ModeOptional, m)
 	}
 	return nil
 }

@@ -146,14 +146,27 @@ func NewClient(appID, appSecret string, opts ...Option) *Client {
 		}
 	}
 	// Checked here, reported by every call: NewClient has no error to
-	// return, and a typo must not send the secret somewhere odd.
-	if u, err := url.Parse(strings.TrimRight(c.rawBase, "/")); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		c.baseErr = errors.New("base URL is not an absolute http(s) URL")
-	} else {
-		c.base = u
-	}
+	// return, and a typo must not send the secret somewhere odd. A
+	// program can check the URL first with CheckBaseURL.
+	c.base, c.baseErr = parseBaseURL(c.rawBase)
 	c.ts = &tokenSource{c: c}
 	return c
+}
+
+// CheckBaseURL reports whether raw can be a Client's base URL (an
+// absolute http or https URL), as WithBaseURL needs it. A Client made
+// with one that cannot answers every call with ErrInvalidInput.
+func CheckBaseURL(raw string) error {
+	_, err := parseBaseURL(raw)
+	return err
+}
+
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, errors.New("base URL is not an absolute http(s) URL")
+	}
+	return u, nil
 }
 
 // AppID returns the app id the Client was created with.
