@@ -60,6 +60,9 @@ var (
 	bucketPrevKeys = []byte("prevkeys")
 )
 
+// errClosed answers a change made after the store was let go.
+var errClosed = errors.New("memory store: closed (Caddy is stopping)")
+
 // flushChunk bounds the removals written per background transaction, so
 // that a login's write never waits long behind one.
 const flushChunk = 2048
@@ -112,16 +115,18 @@ type diskFile struct {
 // diskState is the store's persist file, if it has one, and the removals
 // waiting to be written to it.
 type diskState struct {
-	s  *memoryStore
-	mu sync.RWMutex // read-held by every write in flight; write-held to change f
-	f  *diskFile    // nil: nothing is persisted
-	on atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
+	s      *memoryStore
+	mu     sync.RWMutex // read-held by every write in flight; write-held to change f
+	f      *diskFile    // nil: nothing is persisted
+	closed bool         // the store is gone: a write is an error, not a no-op
+	on     atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
 
 	flushMu   sync.Mutex // one flush at a time
 	qmu       sync.Mutex
 	qSessions []string // session keys (U + hash) of sessions removed from memory
 	qUsers    []string // openids whose record left memory
 	qPrevKeys []string // openids whose previous key left memory
+	flushing  []string // the session keys a flush has taken and not written yet
 	lastErr   time.Time
 }
 
@@ -140,6 +145,11 @@ func (d *diskState) path() string {
 func (d *diskState) write(fn func(*diskWriter) error) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	if d.closed {
+		// A request that outlived Caddy's shutdown: its change would
+		// be answered but never reach the file.
+		return errClosed
+	}
 	if d.f == nil {
 		return nil
 	}
@@ -176,6 +186,21 @@ func (d *diskState) queueRemoved(th string, u *packedUser, last bool) {
 	d.qmu.Unlock()
 }
 
+// pendingSession returns the file key of the session th when its removal
+// is queued or being flushed, and so perhaps not on disk yet.
+func (d *diskState) pendingSession(th store.TokenHash) (string, bool) {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	for _, keys := range [2][]string{d.qSessions, d.flushing} {
+		for _, k := range keys {
+			if strings.HasSuffix(k, string(th[:])) {
+				return k, true
+			}
+		}
+	}
+	return "", false
+}
+
 func (d *diskState) queuePrevKey(openid string) {
 	if !d.on.Load() {
 		return
@@ -197,13 +222,14 @@ func (d *diskState) flush(s *memoryStore) {
 	d.qmu.Lock()
 	sessions, users, prevKeys := d.qSessions, d.qUsers, d.qPrevKeys
 	d.qSessions, d.qUsers, d.qPrevKeys = nil, nil, nil
+	d.flushing = sessions
 	d.qmu.Unlock()
+	defer func() {
+		d.qmu.Lock()
+		d.flushing = nil
+		d.qmu.Unlock()
+	}()
 	if len(sessions)+len(users)+len(prevKeys) == 0 {
-		return
-	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if d.f == nil {
 		return
 	}
 	var lastChunk time.Duration
@@ -214,7 +240,16 @@ func (d *diskState) flush(s *memoryStore) {
 		t0 := time.Now()
 		ns, nu := min(len(sessions), flushChunk), min(len(users), flushChunk)
 		np := min(len(prevKeys), flushChunk)
-		err := d.f.db.Update(func(tx *bolt.Tx) error {
+		// The file is held a chunk at a time, never across a rest: a
+		// reload that switches files (swap) would otherwise wait for the
+		// whole flush, and every login behind it.
+		d.mu.RLock()
+		f := d.f
+		if f == nil {
+			d.mu.RUnlock()
+			return
+		}
+		err := f.db.Update(func(tx *bolt.Tx) error {
 			w := newDiskWriter(s, tx)
 			var errs []error
 			for _, k := range sessions[:ns] {
@@ -228,6 +263,7 @@ func (d *diskState) flush(s *memoryStore) {
 			}
 			return errors.Join(errs...)
 		})
+		d.mu.RUnlock()
 		if err != nil {
 			d.qmu.Lock()
 			d.qSessions = append(d.qSessions, sessions...)
@@ -240,11 +276,14 @@ func (d *diskState) flush(s *memoryStore) {
 			d.qmu.Unlock()
 			if logIt {
 				s.logger.Load().Error("writing removed sessions to the persist file; will retry",
-					zap.String("file", d.f.path), zap.Error(err))
+					zap.String("file", f.path), zap.Error(err))
 			}
 			return
 		}
 		sessions, users, prevKeys = sessions[ns:], users[nu:], prevKeys[np:]
+		d.qmu.Lock()
+		d.flushing = sessions
+		d.qmu.Unlock()
 		lastChunk = time.Since(t0)
 	}
 }
@@ -253,7 +292,11 @@ func (d *diskState) flush(s *memoryStore) {
 // holding the store is gone: Caddy stops or the app left the config).
 func (d *diskState) close(s *memoryStore) error {
 	d.flush(s)
-	f := d.swap(nil)
+	d.mu.Lock()
+	f := d.f
+	d.f, d.closed = nil, true
+	d.on.Store(false)
+	d.mu.Unlock()
 	if f == nil {
 		return nil
 	}
@@ -324,6 +367,12 @@ func (w *diskWriter) sessionAt(k []byte) error {
 // (its last session gone, or revoked) the record goes, with its previous
 // key and its sessions that memory does not hold as live.
 func (w *diskWriter) user(openid string) error {
+	_, err := w.userRecord(openid)
+	return err
+}
+
+// userRecord is user, and reports whether memory has a record of openid.
+func (w *diskWriter) userRecord(openid string) (bool, error) {
 	w.s.mu.Lock()
 	rec := w.s.users[openid]
 	var p *packedUser
@@ -334,21 +383,25 @@ func (w *diskWriter) user(openid string) error {
 	k := userKey(openid)
 	if p == nil {
 		if err := w.users.Delete(k); err != nil {
-			return err
+			return false, err
 		}
-		return errors.Join(w.deadSessions(openid), w.prevKey(openid))
+		return false, errors.Join(w.deadSessions(openid), w.prevKey(openid))
 	}
 	fields := p.buf[p.lens[0]:] // session key, unionid, phone, country code
 	b := make([]byte, 4+3, 4+3+len(fields))
 	copy(b[4:], p.lens[1:])
 	b = append(b, fields...)
-	return w.users.Put(k, sealRecord(k, b))
+	return true, w.users.Put(k, sealRecord(k, b))
 }
 
 // revoked writes a revoke of openid: its record as memory has it (gone, or
 // a login made since), and none of the sessions it had.
 func (w *diskWriter) revoked(openid string) error {
-	return errors.Join(w.user(openid), w.deadSessions(openid))
+	has, err := w.userRecord(openid)
+	if err != nil || !has {
+		return err // (without a record, userRecord dropped its sessions)
+	}
+	return w.deadSessions(openid)
 }
 
 // deadSessions deletes every session of openid that memory does not hold

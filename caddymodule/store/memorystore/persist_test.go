@@ -707,3 +707,45 @@ func TestMemoryStorePersistFileDoesNotGrowUnderChurn(t *testing.T) {
 		t.Fatalf("the file grows under churn: %v", sizes)
 	}
 }
+
+// A logout or revoke of a session that left memory a moment ago (here as
+// the session limit removes one: its removal is only queued for the
+// background) is on disk before it is answered: after a crash the
+// session does not come back.
+func TestMemoryStorePersistLogoutOfALeftSession(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.db")
+	app := storetest.AppID(t, "")
+	cfg := func() *MemoryStore { return &MemoryStore{Persist: file} }
+	ctx := context.Background()
+	leave := func(s *memoryStore, th store.TokenHash) { s.shard(&th).Delete(string(th[:])) }
+
+	s, stop := openMemory(t, cfg(), app, nil)
+	bob, carol := storetest.Hash("bob"), storetest.Hash("carol")
+	storetest.MustCreate(t, s, bob, store.User{OpenID: "o-bob", SessionKey: "k"}, time.Hour)
+	storetest.MustCreate(t, s, carol, store.User{OpenID: "o-carol", SessionKey: "k"}, time.Hour)
+	leave(s, bob)
+	if err := s.DeleteSession(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	leave(s, carol)
+	if _, err := s.RevokeUser(ctx, "o-carol"); err != nil {
+		t.Fatal(err)
+	}
+	crash(s, stop)
+
+	s, _ = openMemory(t, cfg(), app, nil)
+	storetest.WantNotFound(t, s, bob)
+	storetest.WantNotFound(t, s, carol)
+}
+
+// A change that reaches the store after its last config let it go (a
+// request that outlived Caddy's shutdown) is an error, not a success that
+// never reaches the file.
+func TestMemoryStorePersistChangeAfterCloseFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.db")
+	s, stop := openMemory(t, &MemoryStore{Persist: file}, storetest.AppID(t, ""), nil)
+	stop()
+	if _, err := s.CreateSession(context.Background(), storetest.Hash("late"), store.User{OpenID: "o-late", SessionKey: "k"}, time.Hour, 0); err == nil {
+		t.Fatal("CreateSession after the store was closed: no error")
+	}
+}

@@ -85,6 +85,9 @@ func (s *memoryStore) openAtStart(path string) error {
 	s.disk.swap(f)
 	if restored > 0 {
 		if err := s.dump(f); err != nil {
+			// The store is dropped: release the file and its lock.
+			s.disk.swap(nil)
+			f.db.Close()
 			return fmt.Errorf("memory store: writing persist file %s: %v", path, err)
 		}
 	}

@@ -50,6 +50,11 @@ type memoryStore struct {
 	users   map[string]*memUser // by openid
 	revoked int                 // entries of revoked users not yet removed from the shards
 
+	// revoking is read-held by each RevokeUser from its change in memory
+	// until its write is on disk: a logout that finds its session revoked
+	// waits for that write before it answers.
+	revoking sync.RWMutex
+
 	disk diskState // the persist file, if any (persist.go)
 
 	cfgMu   sync.Mutex // guards holders
@@ -231,11 +236,22 @@ func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error
 	v, found := sh.Get(string(th[:]))
 	sh.Delete(string(th[:]))
 	if !found {
-		return nil // (nothing to write: its removal was queued when it left)
+		// It left memory a moment ago (the session limit, expiry, a
+		// logout beside this one, or an earlier logout whose write
+		// failed): its removal waits in the background queue. The answer
+		// promises it is gone for good, so it goes to disk first.
+		if k, ok := s.disk.pendingSession(th); ok {
+			return s.disk.write(func(w *diskWriter) error { return w.sessionAt([]byte(k)) })
+		}
+		return nil
 	}
 	u := v.(*memUser).u.Load()
 	if u == nil {
-		return nil // revoked: gone from the file with its user
+		// Revoked: the revoke deletes it from the file with its user.
+		// Taking the lock waits for the revokes still writing.
+		s.revoking.Lock()
+		s.revoking.Unlock()
+		return nil
 	}
 	return s.disk.write(func(w *diskWriter) error { return w.session(u.openID(), th) })
 }
@@ -246,8 +262,13 @@ func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error
 // or the session limit the rest; until then Count leaves them out. The
 // count returned includes sessions that expired less than a sweep ago.
 //
-// In the persist file the user's record goes, with all its sessions.
+// In the persist file the user's record goes, with all its sessions,
+// even when memory has none of them: a revoke retried after a failed
+// write, or of a user whose sessions left memory just now, still reaches
+// the disk before it is answered.
 func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) {
+	s.revoking.RLock()
+	defer s.revoking.RUnlock()
 	s.mu.Lock()
 	rec := s.users[openid]
 	n := 0
@@ -259,9 +280,6 @@ func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) 
 		s.revoked += n
 	}
 	s.mu.Unlock()
-	if rec == nil {
-		return 0, nil
-	}
 	if err := s.disk.write(func(w *diskWriter) error { return w.revoked(openid) }); err != nil {
 		return 0, err
 	}
