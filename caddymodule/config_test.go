@@ -76,6 +76,11 @@ func TestJSONConfigValidate(t *testing.T) {
 			t.Errorf("app_id %q: %v", id, err)
 		}
 	}
+	// A literal secret with braces: the error quotes none of it.
+	err := validateJSON(t, `,"app_secret":"ab{cd-piece}ef"`)
+	if err == nil || strings.Contains(err.Error(), "cd-piece") || !strings.Contains(err.Error(), "app_secret holds a placeholder that is not known") {
+		t.Errorf("app_secret with braces: %v", err)
+	}
 }
 
 // Issue 15, item 5: the longest session_ttl allowed (10 years) works end

@@ -211,7 +211,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.appID, err = caddyconf.Resolve(repl, "app_id", h.AppID); err != nil {
 		return err
 	}
-	secret, err := caddyconf.Resolve(repl, "app_secret", h.AppSecret)
+	secret, err := caddyconf.ResolveSecret(repl, "app_secret", h.AppSecret)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	if secret == "" {
+	if secret.IsZero() {
 		return fmt.Errorf("app_secret is required (is its environment variable set?)")
 	}
 	h.applyDefaults()
@@ -243,7 +243,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.refusals = newRefusalLimiter(*h.RefusedCodeLimit, time.Duration(h.RefusedCodeWindow))
 	}
 	h.metrics = newHandlerMetrics(ctx, h.appID)
-	h.client = wechat.NewClient(h.appID, secret,
+	h.client = wechat.NewClient(h.appID, secret.Reveal(),
 		wechat.WithBaseURL(cmp.Or(apiBase, wechat.DefaultBaseURL)),
 		wechat.WithTimeout(time.Duration(h.Timeout)),
 		wechat.WithMaxDataAge(time.Duration(h.MaxDataAge)),

@@ -127,6 +127,17 @@ func Resolve(repl *caddy.Replacer, name, value string) (string, error) {
 	return out, nil
 }
 
+// ResolveSecret is Resolve for a secret. Its error shows nothing of the
+// value: in a literal secret that happens to hold braces, the "unknown
+// placeholder" would be a piece of the secret itself.
+func ResolveSecret(repl *caddy.Replacer, name, value string) (Secret, error) {
+	out, err := repl.ReplaceOrErr(value, false, true)
+	if err != nil {
+		return Secret{}, fmt.Errorf(`%s holds a placeholder that is not known (not shown: it may be part of the secret; write a literal "{" as "\{")`, name)
+	}
+	return Secret{value: out}, nil
+}
+
 // Secret holds a resolved secret (an app secret, a Redis password). It
 // prints as [REDACTED] whatever formats it, so a struct that holds one
 // can be logged or dumped without leaking it; Reveal gives the value to

@@ -235,9 +235,13 @@ func (r *RedisStore) Provision(ctx caddy.Context) error {
 		cacheTTL:         DefaultCacheTTL,
 		cacheSize:        r.CacheSize,
 	}
-	r.password = caddyconf.NewSecret(resolve("password", r.Password))
-	r.sentinelPassword = caddyconf.NewSecret(resolve("sentinel_password", r.SentinelPassword))
 	if err != nil {
+		return err
+	}
+	if r.password, err = caddyconf.ResolveSecret(repl, "password", r.Password); err != nil {
+		return err
+	}
+	if r.sentinelPassword, err = caddyconf.ResolveSecret(repl, "sentinel_password", r.SentinelPassword); err != nil {
 		return err
 	}
 	if r.conn.mode == "" {

@@ -137,7 +137,10 @@ return 1
 
 // deleteScript removes one session copy and announces it to every
 // gateway in the same step, so that no gateway can read the copy after
-// the announcement. It answers the copy it removed, or nil.
+// the announcement. It answers the copy it removed, or nil. A copy that
+// is gone already is announced too: it may have left without a word (a
+// maxmemory eviction, a write a failover lost) while gateways still
+// cache it.
 //
 //	KEYS[1] P s:<token hash>
 //	ARGV[1] the invalidation channel   ARGV[2] the announcement
@@ -145,9 +148,9 @@ var deleteScript = redis.NewScript(deleteSrc)
 
 const deleteSrc = `
 local v = redis.call('GET', KEYS[1])
-if not v then return false end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
+if not v then return false end
 return v
 `
 

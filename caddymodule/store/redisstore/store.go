@@ -336,20 +336,12 @@ func (s *redisStore) CreateSession(ctx context.Context, th store.TokenHash, u st
 	}
 
 	// (3) Every copy at the record's version, (4) the announcement.
-	written := []string{sk, s.userKey(u.OpenID), s.indexKey()}
-	if rec.changed {
-		for _, t := range rec.tokens {
-			written = append(written, s.sessionKey(t.hex))
-		}
-	}
+	copies := s.copyKeys(rec)
+	written := append([]string{sk, s.userKey(u.OpenID), s.indexKey()}, copies...)
 	err = s.commit(ctx, written,
 		func(p redis.Pipeliner) {
 			setCopyScript.Eval(ctx, p, []string{sk}, rec.ver, encodeCopy(rec.ver, exp, rec.user))
-			if rec.changed {
-				for i, t := range rec.tokens {
-					setCopyScript.Eval(ctx, p, []string{written[3+i]}, rec.ver, encodeCopy(rec.ver, t.exp, rec.user))
-				}
-			}
+			s.rewriteCopies(ctx, p, rec, copies)
 			p.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(exp.UnixMilli()), Member: hx})
 			p.ZRemRangeByScore(ctx, s.indexKey(), "-inf", strconv.FormatInt(now.UnixMilli(), 10))
 		},
@@ -369,6 +361,26 @@ func (s *redisStore) CreateSession(ctx context.Context, th store.TokenHash, u st
 	// the login, which stands revoked, as it would had it come a moment
 	// later.
 	return exp, nil
+}
+
+// copyKeys returns the keys of the session copies of rec's tokens.
+func (s *redisStore) copyKeys(rec userAnswer) []string {
+	keys := make([]string, len(rec.tokens))
+	for i, t := range rec.tokens {
+		keys[i] = s.sessionKey(t.hex)
+	}
+	return keys
+}
+
+// rewriteCopies queues the rewrite of the copies of rec's tokens (keys
+// from copyKeys) at the record's version. Every change of a user does it,
+// even one that changed nothing: setCopyScript leaves a copy that is as
+// new alone, and a copy left behind by a change that failed half way (a
+// phone bound, then a timeout) catches up with the next one, the retry.
+func (s *redisStore) rewriteCopies(ctx context.Context, p redis.Pipeliner, rec userAnswer, keys []string) {
+	for i, t := range rec.tokens {
+		setCopyScript.Eval(ctx, p, []string{keys[i]}, rec.ver, encodeCopy(rec.ver, t.exp, rec.user))
+	}
 }
 
 // userAnswer is what createUserScript and bindPhoneScript answer.
@@ -424,10 +436,14 @@ func (s *redisStore) Lookup(ctx context.Context, th store.TokenHash) (store.Sess
 		key[len(th)+i] = byte(gen >> (8 * i))
 	}
 	v, err, _ := s.flights.Do(string(key[:]), func() (any, error) {
-		// The first caller's cancellation must not fail the others.
+		// The first caller's cancellation must not fail the others. The
+		// entry's age counts from before the read: cache_ttl bounds how
+		// long after Redis said so a token is honoured, however slow
+		// the answer was.
+		start := time.Now()
 		sess, err := s.read(context.WithoutCancel(ctx), th)
 		if err == nil {
-			s.cache.put(th, sess, gen, time.Now())
+			s.cache.put(th, sess, gen, start)
 		}
 		return sess, err
 	})
@@ -463,6 +479,7 @@ func (s *redisStore) read(ctx context.Context, th store.TokenHash) (store.Sessio
 // that failed half way), and caches what it read.
 func (s *redisStore) LookupFresh(ctx context.Context, th store.TokenHash) (store.Session, error) {
 	gen := s.cache.generation(th)
+	start := time.Now()
 	sess, err := s.read(ctx, th)
 	if err != nil {
 		return store.Session{}, err
@@ -484,7 +501,7 @@ func (s *redisStore) LookupFresh(ctx context.Context, th store.TokenHash) (store
 		return store.Session{}, store.ErrNotFound // revoked meanwhile
 	}
 	sess.User = store.User{OpenID: f[0], UnionID: f[1], SessionKey: f[2], Phone: f[3], CountryCode: f[4]}
-	s.cache.put(th, sess, gen, time.Now())
+	s.cache.put(th, sess, gen, start)
 	return sess, nil
 }
 
@@ -577,20 +594,14 @@ func (s *redisStore) BindPhone(ctx context.Context, openid, phone, countryCode s
 	if err != nil {
 		return s.failure(err)
 	}
-	if !rec.changed {
-		return nil
-	}
-	written := []string{s.userKey(openid)}
-	for _, t := range rec.tokens {
-		written = append(written, s.sessionKey(t.hex))
-	}
-	err = s.commit(ctx, written,
+	copies := s.copyKeys(rec)
+	err = s.commit(ctx, append([]string{s.userKey(openid)}, copies...),
+		func(p redis.Pipeliner) { s.rewriteCopies(ctx, p, rec, copies) },
 		func(p redis.Pipeliner) {
-			for i, t := range rec.tokens {
-				setCopyScript.Eval(ctx, p, []string{written[1+i]}, rec.ver, encodeCopy(rec.ver, t.exp, rec.user))
+			if rec.changed {
+				p.Publish(ctx, s.channel, "u"+openid)
 			}
-		},
-		func(p redis.Pipeliner) { p.Publish(ctx, s.channel, "u"+openid) })
+		})
 	s.cache.forgetUser(openid)
 	return err
 }

@@ -930,3 +930,69 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		t.Fatalf("a placeholder giving a key_prefix with braces: %v", err)
 	}
 }
+
+// A literal password that happens to hold braces is read as a placeholder
+// Caddy does not know: the error says so without quoting any of it (the
+// "placeholder" is a piece of the password), and an escaped brace works.
+func TestRedisStorePasswordBracesNotInErrors(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for _, r := range []*RedisStore{
+		{Address: Addresses{"127.0.0.1:1"}, Password: "pa{ss-piece}w"},
+		{Mode: ModeSentinel, Address: Addresses{"127.0.0.1:1"}, MasterName: "m", SentinelPassword: "pa{ss-piece}w"},
+	} {
+		err := r.Provision(ctx)
+		if err == nil || strings.Contains(err.Error(), "ss-piece") || !strings.Contains(err.Error(), "password holds a placeholder that is not known") {
+			t.Errorf("Provision: %v", err)
+		}
+	}
+	r := &RedisStore{Address: Addresses{"127.0.0.1:1"}, Password: `pa\{ss-piece}w`}
+	if err := r.Provision(ctx); err != nil {
+		t.Fatalf("an escaped brace: %v", err)
+	}
+	if got := r.password.Reveal(); got != "pa{ss-piece}w" {
+		t.Fatalf("password = %q", got)
+	}
+}
+
+// A session copy left behind by a change that failed half way (here: a
+// phone binding whose copy rewrite never happened) catches up with the
+// next change of the user, even one that changes nothing: the client's
+// retry of the binding.
+func TestRedisStoreCopiesCatchUp(t *testing.T) {
+	addr := redistest.Start(t).Addr()
+	s, _ := openRedis(t, &RedisStore{Address: Addresses{addr}, CacheTTL: durationPtr(0)}, storetest.AppID(t, ""), nil)
+	ctx := context.Background()
+	u := store.User{OpenID: "o-dana", SessionKey: "k"}
+	a, b := storetest.Hash("a"), storetest.Hash("b")
+	storetest.MustCreate(t, s, a, u, time.Hour)
+	storetest.MustCreate(t, s, b, u, time.Hour)
+	key := s.sessionKey(hexOf(a))
+	before, err := s.client.Get(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BindPhone(ctx, u.OpenID, "13800000000", "86"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.client.Set(ctx, key, before, redis.KeepTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := storetest.MustLookup(t, s, a).User.Phone; got != "" {
+		t.Fatalf("set-up: the copy is not behind (phone %q)", got)
+	}
+	if err := s.BindPhone(ctx, u.OpenID, "13800000000", "86"); err != nil {
+		t.Fatal(err)
+	}
+	if got := storetest.MustLookup(t, s, a).User.Phone; got != "13800000000" {
+		t.Fatalf("after the retried binding the copy still has phone %q", got)
+	}
+	// And a login that changes nothing brings a copy up too.
+	if err := s.client.Set(ctx, key, before, redis.KeepTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustCreate(t, s, storetest.Hash("c"), u, time.Hour)
+	if got := storetest.MustLookup(t, s, a).User.Phone; got != "13800000000" {
+		t.Fatalf("after a login the copy still has phone %q", got)
+	}
+}
