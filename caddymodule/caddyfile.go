@@ -156,17 +156,11 @@ func (h *Handler) unmarshalRefusedCodeLimit(d *caddyfile.Dispenser) error {
 		}
 		limit = n
 		if d.NextArg() {
-			v, err := caddy.ParseDuration(d.Val())
+			v, err := caddyconf.ParseDuration(d, "refused_code_limit window", d.Val(), refusedWindowRange)
 			if err != nil {
-				return d.Errf("refused_code_limit: window %q is not a duration (e.g. 1m)", d.Val())
+				return err
 			}
-			if v <= 0 {
-				return d.Errf("refused_code_limit: the window must be a positive duration, got %q", d.Val())
-			}
-			if err := refusedWindowRange.Check("refused_code_limit window", v); err != nil {
-				return d.Err(err.Error())
-			}
-			h.RefusedCodeWindow = caddy.Duration(v)
+			h.RefusedCodeWindow = v
 		}
 	}
 	if d.NextArg() {

@@ -145,9 +145,9 @@ func TestCaddyfileLimits(t *testing.T) {
 		{"refused_code_limit 0", "refused_code_limit must be at least 1; use off"},
 		{"refused_code_limit -3", "refused_code_limit must be between 1 and 100000"},
 		{"refused_code_limit many", `refused_code_limit: "many" is not a whole number`},
-		{"refused_code_limit 20 soon", `window "soon" is not a duration`},
+		{"refused_code_limit 20 soon", `refused_code_limit window: "soon" is not a duration`},
 		{"refused_code_limit 20 10ms", "refused_code_limit window must be between 1s and 1h0m0s"},
-		{"refused_code_limit 20 0", "the window must be a positive duration"},
+		{"refused_code_limit 20 0", "refused_code_limit window must be a positive duration"},
 		{"refused_code_limit 20 1m 3", `got another argument: "3"`},
 		{"refused_code_limit off 1m", `got another argument: "1m"`},
 	} {

@@ -74,18 +74,28 @@ func Duration(d *caddyfile.Dispenser, dst *caddy.Duration, r Range) error {
 		*dst = 0
 		return nil
 	}
+	v, err := ParseDuration(d, sub, s, r)
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
+// ParseDuration reads s, the argument of the setting named name, as a
+// duration within r: a further argument of a directive (Duration reads
+// a setting's only one).
+func ParseDuration(d *caddyfile.Dispenser, name, s string, r Range) (caddy.Duration, error) {
 	v, err := caddy.ParseDuration(s)
 	if err != nil {
-		return d.Errf("%s: %q is not a duration (e.g. 30s, 5m, 720h)", sub, s)
+		return 0, d.Errf("%s: %q is not a duration (e.g. 30s, 5m, 720h)", name, s)
 	}
 	if v == 0 && !r.ZeroOff {
-		return d.Errf("%s must be a positive duration, got %q", sub, s)
+		return 0, d.Errf("%s must be a positive duration, got %q", name, s)
 	}
-	if err := r.Check(sub, v); err != nil {
-		return d.Err(err.Error())
+	if err := r.Check(name, v); err != nil {
+		return 0, d.Err(err.Error())
 	}
-	*dst = caddy.Duration(v)
-	return nil
+	return caddy.Duration(v), nil
 }
 
 // Int reads one whole-number argument within [min, max].
