@@ -255,8 +255,9 @@ func (s *memoryStore) release(h *holder) {
 
 // apply makes h's settings the store's. The caller holds cfgMu.
 func (s *memoryStore) apply(h *holder) error {
-	s.logger.Store(h.logger)
+	prev := s.logger.Swap(h.logger)
 	if err := s.usePersist(h.path); err != nil {
+		s.logger.Store(prev) // (h's config fails: its logger goes with it)
 		return err
 	}
 	s.maxSessions.Store(int64(h.maxSessions))
