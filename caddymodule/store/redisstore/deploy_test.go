@@ -46,8 +46,8 @@ func startDeployment(t testing.TB, mode string, tc *redistest.TLS) *deployment {
 
 // config is a store module configured for the deployment; adjust may
 // change it before use.
-func (d *deployment) config(adjust func(*RedisStore)) *RedisStore {
-	m := &RedisStore{Mode: d.mode, TLS: d.tls != nil}
+func (d *deployment) config(adjust func(*Config)) *Config {
+	m := &Config{Mode: d.mode, TLS: d.tls != nil}
 	switch d.mode {
 	case ModeStandalone:
 		m.Address = Addresses{d.server.Addr()}
@@ -67,7 +67,7 @@ func (d *deployment) config(adjust func(*RedisStore)) *RedisStore {
 }
 
 // open opens the store of appID on the deployment.
-func (d *deployment) open(t testing.TB, appID string, adjust func(*RedisStore)) *redisStore {
+func (d *deployment) open(t testing.TB, appID string, adjust func(*Config)) *sharedStore {
 	t.Helper()
 	s, _ := openRedis(t, d.config(adjust), appID, nil)
 	return s
@@ -106,14 +106,14 @@ func (d *deployment) waitReplicated() {
 
 // waitLive waits until the store's invalidation channel is subscribed,
 // so that look-ups are cached from now on.
-func waitLive(t testing.TB, s *redisStore) {
+func waitLive(t testing.TB, s *sharedStore) {
 	t.Helper()
 	storetest.Eventually(t, 10*time.Second, "invalidation channel subscribed", func() bool { return s.cache.live.Load() })
 }
 
 // countCommands counts what s sends to the servers from now on (on a
 // cluster, at each node: a redirection counts).
-func countCommands(t testing.TB, s *redisStore) *commandCounter {
+func countCommands(t testing.TB, s *sharedStore) *commandCounter {
 	t.Helper()
 	c := new(commandCounter)
 	if s.cluster != nil {

@@ -26,10 +26,10 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 )
 
-// openRedis provisions a RedisStore module as Caddy would and opens the
+// openRedis provisions a Config module as Caddy would and opens the
 // store of appID; the returned cleanup is what Caddy calls when the config
 // is unloaded.
-func openRedis(t testing.TB, m *RedisStore, appID string, logs **observer.ObservedLogs) (*redisStore, func()) {
+func openRedis(t testing.TB, m *Config, appID string, logs **observer.ObservedLogs) (*sharedStore, func()) {
 	t.Helper()
 	roots := m.tlsRoots
 	s, cleanup := storetest.OpenModule(t, m, appID, func() {
@@ -40,7 +40,7 @@ func openRedis(t testing.TB, m *RedisStore, appID string, logs **observer.Observ
 			m.logger, *logs = zap.New(core), obs
 		}
 	})
-	return s.(*redisStore), cleanup
+	return s.(*sharedStore), cleanup
 }
 
 // wantCount checks Count exactly (the index answers it exactly).
@@ -60,8 +60,8 @@ func durationPtr(d time.Duration) *caddy.Duration {
 	return &cd
 }
 
-func withCache(ttl time.Duration) func(*RedisStore) {
-	return func(m *RedisStore) { m.CacheTTL = durationPtr(ttl) }
+func withCache(ttl time.Duration) func(*Config) {
+	return func(m *Config) { m.CacheTTL = durationPtr(ttl) }
 }
 
 // TestRedisStoreConformance runs the store suite on a standalone server,
@@ -95,7 +95,7 @@ func TestRedisStoreSharedByGateways(t *testing.T) {
 			a := d.open(t, app, withCache(cacheTTL))
 			// A different timeout makes a different pool entry: its own
 			// client and cache, not a second reference to a's.
-			b := d.open(t, app, func(m *RedisStore) { m.CacheTTL = durationPtr(cacheTTL); m.Timeout = caddy.Duration(2 * time.Second) })
+			b := d.open(t, app, func(m *Config) { m.CacheTTL = durationPtr(cacheTTL); m.Timeout = caddy.Duration(2 * time.Second) })
 			if a == b {
 				t.Fatal("the two gateways share a client")
 			}
@@ -225,7 +225,7 @@ func TestRedisStoreLogoutIsImmediate(t *testing.T) {
 
 func TestRedisStoreRestartKeepsSessions(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	s, _ := openRedis(t, &RedisStore{Address: Addresses{srv.Addr()}, CacheTTL: durationPtr(0)}, storetest.AppID(t, ""), nil)
+	s, _ := openRedis(t, &Config{Address: Addresses{srv.Addr()}, CacheTTL: durationPtr(0)}, storetest.AppID(t, ""), nil)
 	ctx := context.Background()
 	h := storetest.Hash("persist")
 	u := store.User{OpenID: "o", SessionKey: "k", Phone: "13800001111", CountryCode: "86"}
@@ -256,7 +256,7 @@ func TestRedisStoreRestartKeepsSessions(t *testing.T) {
 func TestRedisStoreOutage(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes")
 	const timeout = 300 * time.Millisecond
-	s, _ := openRedis(t, &RedisStore{Address: Addresses{srv.Addr()}, CacheTTL: durationPtr(0), Timeout: caddy.Duration(timeout)}, storetest.AppID(t, ""), nil)
+	s, _ := openRedis(t, &Config{Address: Addresses{srv.Addr()}, CacheTTL: durationPtr(0), Timeout: caddy.Duration(timeout)}, storetest.AppID(t, ""), nil)
 	ctx := context.Background()
 	h := storetest.Hash("outage")
 	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
@@ -317,7 +317,7 @@ func TestRedisStoreOutage(t *testing.T) {
 // channel is lost with it: the cache keeps its entries, adds none).
 func TestRedisStoreCacheServesDuringOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	s, _ := openRedis(t, &RedisStore{Address: Addresses{srv.Addr()}, CacheTTL: durationPtr(time.Minute)}, storetest.AppID(t, ""), nil)
+	s, _ := openRedis(t, &Config{Address: Addresses{srv.Addr()}, CacheTTL: durationPtr(time.Minute)}, storetest.AppID(t, ""), nil)
 	waitLive(t, s)
 	h := storetest.Hash("cached")
 	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
@@ -345,7 +345,7 @@ func TestRedisStoreChannelLost(t *testing.T) {
 	app := storetest.AppID(t, "")
 	const cacheTTL = 2 * time.Second
 	a := d.open(t, app, withCache(cacheTTL))
-	b := d.open(t, app, func(m *RedisStore) { m.CacheTTL = durationPtr(cacheTTL); m.Timeout = caddy.Duration(2 * time.Second) })
+	b := d.open(t, app, func(m *Config) { m.CacheTTL = durationPtr(cacheTTL); m.Timeout = caddy.Duration(2 * time.Second) })
 	waitLive(t, b)
 	ctx := context.Background()
 	raw := d.raw(t)
@@ -530,7 +530,7 @@ func TestRedisStoreTLS(t *testing.T) {
 
 			// Without the CA, the certificate is refused: a store
 			// failure, never "not found".
-			bad := d.open(t, storetest.AppID(t, "untrusted"), func(m *RedisStore) { m.tlsRoots = nil; m.Timeout = caddy.Duration(300 * time.Millisecond) })
+			bad := d.open(t, storetest.AppID(t, "untrusted"), func(m *Config) { m.tlsRoots = nil; m.Timeout = caddy.Duration(300 * time.Millisecond) })
 			if _, err := bad.Lookup(context.Background(), h); err == nil || errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("an untrusted certificate: %v", err)
 			}
@@ -545,7 +545,7 @@ func TestRedisStoreSentinelAuth(t *testing.T) {
 	t.Setenv("TEST_REDIS_PASSWORD", "server-Pa55")
 	t.Setenv("TEST_SENTINEL_PASSWORD", "sentinel-Pa55")
 	t.Setenv("TEST_MASTER_NAME", redistest.MasterName)
-	m := &RedisStore{Mode: ModeSentinel, Address: sn.Addrs(), MasterName: "{env.TEST_MASTER_NAME}",
+	m := &Config{Mode: ModeSentinel, Address: sn.Addrs(), MasterName: "{env.TEST_MASTER_NAME}",
 		Password: "{env.TEST_REDIS_PASSWORD}", SentinelPassword: "{env.TEST_SENTINEL_PASSWORD}"}
 	var logs *observer.ObservedLogs
 	s, _ := openRedis(t, m, storetest.AppID(t, ""), &logs)
@@ -564,7 +564,7 @@ func TestRedisStoreSentinelAuth(t *testing.T) {
 	}
 
 	// The sentinels' password wrong: a store failure, never "not found".
-	bad := &RedisStore{Mode: ModeSentinel, Address: sn.Addrs(), MasterName: redistest.MasterName,
+	bad := &Config{Mode: ModeSentinel, Address: sn.Addrs(), MasterName: redistest.MasterName,
 		Password: "server-Pa55", SentinelPassword: "wrong", Timeout: caddy.Duration(300 * time.Millisecond)}
 	b, _ := openRedis(t, bad, storetest.AppID(t, "bad"), nil)
 	if _, err := b.Lookup(context.Background(), h); err == nil || errors.Is(err, store.ErrNotFound) {
@@ -671,7 +671,7 @@ func TestRedisStoreCacheHitAllocs(t *testing.T) {
 func TestRedisStoreKeyLayout(t *testing.T) {
 	addr := redistest.Start(t).Addr()
 	app := storetest.AppID(t, "")
-	s, _ := openRedis(t, &RedisStore{Address: Addresses{addr}, KeyPrefix: "myprefix:"}, app, nil)
+	s, _ := openRedis(t, &Config{Address: Addresses{addr}, KeyPrefix: "myprefix:"}, app, nil)
 	ctx := context.Background()
 	token := "the-raw-token-value"
 	h := store.HashToken(token)
@@ -736,7 +736,7 @@ func TestRedisStorePasswordAndPlaceholders(t *testing.T) {
 	t.Setenv("TEST_REDIS_ADDR", addr)
 
 	var logs *observer.ObservedLogs
-	s, _ := openRedis(t, &RedisStore{Address: Addresses{"{env.TEST_REDIS_ADDR}"}, Password: "{env.TEST_REDIS_PASSWORD}"}, storetest.AppID(t, ""), &logs)
+	s, _ := openRedis(t, &Config{Address: Addresses{"{env.TEST_REDIS_ADDR}"}, Password: "{env.TEST_REDIS_PASSWORD}"}, storetest.AppID(t, ""), &logs)
 	h := storetest.Hash("pw")
 	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
 	storetest.MustLookup(t, s, h)
@@ -744,7 +744,7 @@ func TestRedisStorePasswordAndPlaceholders(t *testing.T) {
 	// A wrong password: a store error (503), never store.ErrNotFound, and the
 	// password is in no log line or error.
 	var badLogs *observer.ObservedLogs
-	bad, _ := openRedis(t, &RedisStore{Address: Addresses{addr}, Password: "wrong-" + password}, storetest.AppID(t, "bad"), &badLogs)
+	bad, _ := openRedis(t, &Config{Address: Addresses{addr}, Password: "wrong-" + password}, storetest.AppID(t, "bad"), &badLogs)
 	_, err := bad.Lookup(context.Background(), h)
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Lookup with a wrong password: %v", err)
@@ -768,7 +768,7 @@ func TestRedisStoreGoroutinesReleased(t *testing.T) {
 	runtime.GC()
 	base := runtime.NumGoroutine()
 	for i := range 3 {
-		s, cleanup := openRedis(t, &RedisStore{Address: Addresses{addr}}, storetest.AppID(t, fmt.Sprint(i)), nil)
+		s, cleanup := openRedis(t, &Config{Address: Addresses{addr}}, storetest.AppID(t, fmt.Sprint(i)), nil)
 		var wg sync.WaitGroup
 		for j := range 20 {
 			wg.Add(1)
@@ -785,7 +785,7 @@ func TestRedisStoreGoroutinesReleased(t *testing.T) {
 	}
 	// A store opened while Redis is down must not leave its dialer or
 	// its subscriber behind either.
-	_, cleanup := openRedis(t, &RedisStore{Address: Addresses{"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))}, Timeout: caddy.Duration(100 * time.Millisecond)}, storetest.AppID(t, "down"), nil)
+	_, cleanup := openRedis(t, &Config{Address: Addresses{"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))}, Timeout: caddy.Duration(100 * time.Millisecond)}, storetest.AppID(t, "down"), nil)
 	cleanup()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > base {
@@ -800,12 +800,12 @@ func TestRedisStoreGoroutinesReleased(t *testing.T) {
 func TestRedisStorePool(t *testing.T) {
 	addr := redistest.Start(t).Addr()
 	app := storetest.AppID(t, "")
-	a, cleanupA := openRedis(t, &RedisStore{Address: Addresses{addr}}, app, nil)
-	b, cleanupB := openRedis(t, &RedisStore{Address: Addresses{addr}}, app, nil)
+	a, cleanupA := openRedis(t, &Config{Address: Addresses{addr}}, app, nil)
+	b, cleanupB := openRedis(t, &Config{Address: Addresses{addr}}, app, nil)
 	if a != b {
 		t.Fatal("a reload with the same settings made a second client")
 	}
-	other, _ := openRedis(t, &RedisStore{Address: Addresses{addr}}, app+"-other", nil)
+	other, _ := openRedis(t, &Config{Address: Addresses{addr}}, app+"-other", nil)
 	if other == a {
 		t.Fatal("two apps share a store")
 	}
@@ -816,12 +816,12 @@ func TestRedisStorePool(t *testing.T) {
 	if err := b.client.Ping(context.Background()).Err(); !errors.Is(err, redis.ErrClosed) {
 		t.Fatalf("client still open after the last Cleanup: %v", err)
 	}
-	c, _ := openRedis(t, &RedisStore{Address: Addresses{addr}}, app, nil)
+	c, _ := openRedis(t, &Config{Address: Addresses{addr}}, app, nil)
 	storetest.MustLookup(t, c, h)
 }
 
 func TestRedisStoreCaddyfile(t *testing.T) {
-	var r RedisStore
+	var r Config
 	d := caddyfile.NewTestDispenser(`redis {
 		address    redis.internal:6380
 		username   gateway
@@ -836,7 +836,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 	if err := r.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	want := RedisStore{Address: Addresses{"redis.internal:6380"}, Username: "gateway", Password: "{env.REDIS_PASSWORD}",
+	want := Config{Address: Addresses{"redis.internal:6380"}, Username: "gateway", Password: "{env.REDIS_PASSWORD}",
 		DB: 3, KeyPrefix: "myapp:", TLS: true, CacheTTL: durationPtr(2 * time.Second), CacheSize: 5000, Timeout: caddy.Duration(500 * time.Millisecond)}
 	gotJS, _ := json.Marshal(&r)
 	wantJS, _ := json.Marshal(&want)
@@ -850,7 +850,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		"redis {\n mode sentinel\n address s1:26379 s2:26379\n address s3:26379\n master_name mymaster\n sentinel_username watcher\n sentinel_password {env.SENTINEL_PASSWORD}\n}": `{"mode":"sentinel","address":["s1:26379","s2:26379","s3:26379"],"master_name":"mymaster","sentinel_username":"watcher","sentinel_password":"{env.SENTINEL_PASSWORD}"}`,
 		"redis {\n mode cluster\n address n1:6379 n2:6379\n tls\n}": `{"mode":"cluster","address":["n1:6379","n2:6379"],"tls":true}`,
 	} {
-		var r RedisStore
+		var r Config
 		if err := r.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
 			t.Fatalf("%q: %v", input, err)
 		}
@@ -881,7 +881,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		"redis {\n adress localhost\n}":                                 "adress",
 		"redis extra":                                                   "no arguments",
 	} {
-		var r RedisStore
+		var r Config
 		err := r.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("%q: error %v, want one mentioning %q", input, err, wantErr)
@@ -890,7 +890,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 
 	// The JSON twin: one address may be a string; Validate checks what
 	// the Caddyfile checks.
-	var fromJSON RedisStore
+	var fromJSON Config
 	if err := json.Unmarshal([]byte(`{"address":"one:6379"}`), &fromJSON); err != nil || len(fromJSON.Address) != 1 || fromJSON.Address[0] != "one:6379" {
 		t.Fatalf("address as a string: %v, %v", fromJSON.Address, err)
 	}
@@ -902,7 +902,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := caddy.Context{Context: context.Background()}
-	for what, m := range map[string]*RedisStore{
+	for what, m := range map[string]*Config{
 		"negative db":             {DB: -1},
 		"negative cache_ttl":      {CacheTTL: durationPtr(-time.Second)},
 		"negative cache_size":     {CacheSize: -1},
@@ -922,7 +922,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		}
 	}
 	t.Setenv("TEST_KEY_PREFIX", "app{x}:")
-	m := &RedisStore{KeyPrefix: "{env.TEST_KEY_PREFIX}"}
+	m := &Config{KeyPrefix: "{env.TEST_KEY_PREFIX}"}
 	if err := m.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -937,7 +937,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 func TestRedisStorePasswordBracesNotInErrors(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	for _, r := range []*RedisStore{
+	for _, r := range []*Config{
 		{Address: Addresses{"127.0.0.1:1"}, Password: "pa{ss-piece}w"},
 		{Mode: ModeSentinel, Address: Addresses{"127.0.0.1:1"}, MasterName: "m", SentinelPassword: "pa{ss-piece}w"},
 	} {
@@ -946,7 +946,7 @@ func TestRedisStorePasswordBracesNotInErrors(t *testing.T) {
 			t.Errorf("Provision: %v", err)
 		}
 	}
-	r := &RedisStore{Address: Addresses{"127.0.0.1:1"}, Password: `pa\{ss-piece}w`}
+	r := &Config{Address: Addresses{"127.0.0.1:1"}, Password: `pa\{ss-piece}w`}
 	if err := r.Provision(ctx); err != nil {
 		t.Fatalf("an escaped brace: %v", err)
 	}
@@ -961,7 +961,7 @@ func TestRedisStorePasswordBracesNotInErrors(t *testing.T) {
 // retry of the binding.
 func TestRedisStoreCopiesCatchUp(t *testing.T) {
 	addr := redistest.Start(t).Addr()
-	s, _ := openRedis(t, &RedisStore{Address: Addresses{addr}, CacheTTL: durationPtr(0)}, storetest.AppID(t, ""), nil)
+	s, _ := openRedis(t, &Config{Address: Addresses{addr}, CacheTTL: durationPtr(0)}, storetest.AppID(t, ""), nil)
 	ctx := context.Background()
 	u := store.User{OpenID: "o-dana", SessionKey: "k"}
 	a, b := storetest.Hash("a"), storetest.Hash("b")
