@@ -22,6 +22,8 @@ func (s *sharedStore) call(ctx context.Context, f func(context.Context) error) e
 	return s.failure(f(ctx))
 }
 
+// failure is call's mapping of an error, for errors met elsewhere (a
+// pipeline's, an answer that would not parse).
 func (s *sharedStore) failure(err error) error {
 	switch {
 	case err == nil:
