@@ -37,7 +37,6 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
 	done chan struct{}
 }
 
@@ -157,7 +156,7 @@ func (r *Server) start() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.cmd, r.out, r.done = cmd, out, done
+	r.cmd, r.done = cmd, done
 	return nil
 }
 
@@ -243,16 +242,6 @@ func (r *Server) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cmd.Process.Signal(syscall.SIGCONT)
-}
-
-// Output is what the server printed so far (for a failing test's log).
-func (r *Server) Output() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.out == nil {
-		return ""
-	}
-	return r.out.String()
 }
 
 // eventually polls cond every 20ms until it holds, failing the test with

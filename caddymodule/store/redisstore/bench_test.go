@@ -119,7 +119,7 @@ func BenchmarkRedisCacheFull(b *testing.B) {
 	for _, policy := range []string{"clock", "reset-when-full"} {
 		for _, ws := range []int{size / 2, 2 * size, 4 * size} {
 			b.Run(fmt.Sprintf("policy=%s/working-set=%.1fx", policy, float64(ws)/size), func(b *testing.B) {
-				s := d.open(b, fmt.Sprintf("wx_bench_full_%s_%d", policy, ws), func(m *RedisStore) {
+				s := d.open(b, fmt.Sprintf("wx_bench_full_%s_%d", policy, ws), func(m *Config) {
 					m.CacheTTL = durationPtr(time.Minute)
 					m.CacheSize = size
 				})
@@ -206,7 +206,7 @@ func BenchmarkRedisCacheFull(b *testing.B) {
 // resetCache is the look-up cache this store had before: a map emptied
 // whenever it is full (for BenchmarkRedisCacheFull's comparison only).
 type resetCache struct {
-	s   *redisStore
+	s   *sharedStore
 	max int
 	mu  sync.RWMutex
 	m   map[store.TokenHash]store.Session

@@ -24,7 +24,7 @@ import (
 // no allocation, no write to shared state besides that bit (which is
 // only written when it was clear).
 //
-// Safety (issue: a logout must be immediate on the gateway that did it):
+// Safety (a logout must be immediate on the gateway that did it):
 // a look-up that read Redis before an invalidation must not put what it
 // read into the cache after it. Every invalidation bumps the generation
 // of the shards it touches, and put stores an entry only when its

@@ -24,7 +24,7 @@ import (
 //	    cache_size        <n>
 //	    timeout           <duration>
 //	}
-func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+func (r *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
 	if d.NextArg() {
 		return d.Errf("the redis store takes no arguments, only a block; got %q", d.Val())
@@ -82,4 +82,4 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 // Interface guard
-var _ caddyfile.Unmarshaler = (*RedisStore)(nil)
+var _ caddyfile.Unmarshaler = (*Config)(nil)

@@ -55,7 +55,7 @@ const (
 )
 
 // listen starts the subscriber.
-func (s *redisStore) listen() {
+func (s *sharedStore) listen() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan struct{})
@@ -63,7 +63,7 @@ func (s *redisStore) listen() {
 }
 
 // stopListening stops the subscriber and waits for it.
-func (s *redisStore) stopListening() {
+func (s *sharedStore) stopListening() {
 	if s.cancel == nil {
 		return
 	}
@@ -78,7 +78,7 @@ func (s *redisStore) stopListening() {
 
 // subscribe opens a new subscription (go-redis dials lazily: a failure
 // shows in the first Receive).
-func (s *redisStore) subscribe(ctx context.Context) *redis.PubSub {
+func (s *sharedStore) subscribe(ctx context.Context) *redis.PubSub {
 	s.psMu.Lock()
 	defer s.psMu.Unlock()
 	if s.ps != nil {
@@ -92,7 +92,7 @@ func (s *redisStore) subscribe(ctx context.Context) *redis.PubSub {
 	return s.ps
 }
 
-func (s *redisStore) subscriber(ctx context.Context) {
+func (s *sharedStore) subscriber(ctx context.Context) {
 	defer close(s.done)
 	ps := s.subscribe(ctx)
 	backoff := minResubscribe
@@ -152,7 +152,7 @@ func (s *redisStore) subscriber(ctx context.Context) {
 
 // channelUp: the subscription is confirmed; every later change reaches
 // this gateway. What the cache holds from before may have missed one.
-func (s *redisStore) channelUp() {
+func (s *sharedStore) channelUp() {
 	s.cache.dropAll()
 	s.cache.live.Store(true)
 	s.subscriptions.Add(1)
@@ -163,7 +163,7 @@ func (s *redisStore) channelUp() {
 
 // channelLost: messages may be lost from now on; the cache takes no new
 // entries until the subscription is confirmed again.
-func (s *redisStore) channelLost(err error) {
+func (s *sharedStore) channelLost(err error) {
 	s.cache.live.Store(false)
 	if s.channelDown.CompareAndSwap(false, true) {
 		s.logger.Warn("redis invalidation channel lost; local cache frozen (each entry lives at most cache_ttl) until it is back",
@@ -172,7 +172,7 @@ func (s *redisStore) channelLost(err error) {
 }
 
 // invalidate applies one message.
-func (s *redisStore) invalidate(msg string) {
+func (s *sharedStore) invalidate(msg string) {
 	switch {
 	case len(msg) == 1+tokenHashHexSize && msg[0] == messageSession:
 		var th store.TokenHash

@@ -26,7 +26,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(RedisStore{})
+	caddy.RegisterModule(Config{})
 }
 
 // The deployments the store connects to. The mode is always given, never
@@ -68,9 +68,11 @@ const (
 // closes the connections.
 var pool = caddy.NewUsagePool()
 
-// RedisStore keeps sessions in Redis (go-redis v9), so that several Caddy
-// instances share them and a restart of Caddy keeps them. Sessions have a
-// fixed TTL, enforced by Redis key expiry.
+// Config is the redis store module (wechat_auth.stores.redis): the
+// settings of one Redis deployment. Open gives the store of an app there
+// (store.go), shared by every config with the same settings, so that
+// several Caddy instances share sessions and a restart of Caddy keeps
+// them. Sessions have a fixed TTL, enforced by Redis key expiry.
 //
 // When Redis is down, failing over or slower than Timeout, every store
 // call fails with an error other than store.ErrNotFound, which the
@@ -79,8 +81,8 @@ var pool = caddy.NewUsagePool()
 //
 // Only token hashes are stored, so a dump of Redis grants no session; it
 // does hold users' session_keys: protect Redis (password, tls, network).
-// The keys are listed in store.go.
-type RedisStore struct {
+// The keys are listed in keyspace.go.
+type Config struct {
 	// Mode is the deployment: "standalone" (one server, or a primary
 	// behind one address), "sentinel" (a primary found through Redis
 	// Sentinel, followed through failovers) or "cluster" (Redis
@@ -199,15 +201,15 @@ type poolKey struct {
 type tlsRootsHook = func() *tls.Config
 
 // CaddyModule returns the Caddy module information.
-func (RedisStore) CaddyModule() caddy.ModuleInfo {
+func (Config) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  store.Namespace + ".redis",
-		New: func() caddy.Module { return new(RedisStore) },
+		New: func() caddy.Module { return new(Config) },
 	}
 }
 
 // Provision resolves placeholders and applies defaults.
-func (r *RedisStore) Provision(ctx caddy.Context) error {
+func (r *Config) Provision(ctx caddy.Context) error {
 	r.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
 	var err error
@@ -267,7 +269,7 @@ func (r *RedisStore) Provision(ctx caddy.Context) error {
 }
 
 // Validate checks the configuration.
-func (r *RedisStore) Validate() error {
+func (r *Config) Validate() error {
 	if err := r.checkTopology(); err != nil {
 		return err
 	}
@@ -299,7 +301,7 @@ func (r *RedisStore) Validate() error {
 // checkTopology checks what only makes sense together: the mode, the
 // number of addresses, and the settings of one mode only. It runs at
 // `caddy adapt` (the Caddyfile) and in Validate (JSON too).
-func (r *RedisStore) checkTopology() error {
+func (r *Config) checkTopology() error {
 	switch r.Mode {
 	case "", ModeStandalone:
 		if len(r.Address) > 1 {
@@ -331,7 +333,7 @@ func (r *RedisStore) checkTopology() error {
 	return nil
 }
 
-func (r *RedisStore) addresses() []string {
+func (r *Config) addresses() []string {
 	if r.conn.addresses == "" {
 		return nil
 	}
@@ -340,7 +342,7 @@ func (r *RedisStore) addresses() []string {
 
 // Open connects (lazily: Redis may be down at start, which must not stop
 // Caddy) and returns the store of appID.
-func (r *RedisStore) Open(ctx caddy.Context, appID string) (store.Store, error) {
+func (r *Config) Open(ctx caddy.Context, appID string) (store.Store, error) {
 	if appID == "" {
 		return nil, errors.New("redis store: empty app id")
 	}
@@ -354,12 +356,12 @@ func (r *RedisStore) Open(ctx caddy.Context, appID string) (store.Store, error) 
 	}
 	logger := r.logger.With(zap.String("app_id", appID))
 	val, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newRedisStore(r.conn, r.newClient(), appID, logger), nil
+		return newSharedStore(r.conn, r.newClient(), appID, logger), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s := val.(*redisStore)
+	s := val.(*sharedStore)
 	r.keys = append(r.keys, key)
 
 	// Say early when Redis cannot be reached, but start anyway: requests
@@ -379,7 +381,7 @@ func (r *RedisStore) Open(ctx caddy.Context, appID string) (store.Store, error) 
 // failover client that finds the primary through the sentinels (and only
 // ever talks to the primary: a replica could answer a revoked token as
 // valid), or a cluster client (primaries only, for the same reason).
-func (r *RedisStore) newClient() redis.UniversalClient {
+func (r *Config) newClient() redis.UniversalClient {
 	c := r.conn
 	var tlsConfig *tls.Config
 	if c.tls {
@@ -427,7 +429,7 @@ func (r *RedisStore) newClient() redis.UniversalClient {
 
 // Cleanup releases the stores opened by this module; the last config
 // holding a client closes it.
-func (r *RedisStore) Cleanup() error {
+func (r *Config) Cleanup() error {
 	err := caddyconf.ReleaseAll(pool, r.keys)
 	r.keys = nil
 	return err
@@ -435,8 +437,8 @@ func (r *RedisStore) Cleanup() error {
 
 // Interface guards
 var (
-	_ caddy.Provisioner  = (*RedisStore)(nil)
-	_ caddy.Validator    = (*RedisStore)(nil)
-	_ caddy.CleanerUpper = (*RedisStore)(nil)
-	_ store.Module       = (*RedisStore)(nil)
+	_ caddy.Provisioner  = (*Config)(nil)
+	_ caddy.Validator    = (*Config)(nil)
+	_ caddy.CleanerUpper = (*Config)(nil)
+	_ store.Module       = (*Config)(nil)
 )

@@ -7,7 +7,8 @@ import "github.com/redis/go-redis/v9"
 // user's keys carry the openid as their hash tag, {<openid>}), so every
 // script runs on Redis Cluster as on a single server. What spans slots
 // (a user's sessions lie in slots of their own) is done in steps from
-// Go, each step safe to interleave with any other; store.go says how.
+// Go, each step safe to interleave with any other; the methods that
+// take them (sessions.go, users.go) say how.
 //
 // P below is the store's prefix (key_prefix + app id + ":").
 //

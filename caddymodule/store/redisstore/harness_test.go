@@ -8,11 +8,57 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 )
+
+// The harness of the Redis store's tests: Redis deployments of every
+// mode (redistest), stores opened on them as Caddy would, and a command
+// counter.
+
+// openRedis provisions a Config as Caddy would and opens the
+// store of appID; the returned cleanup is what Caddy calls when the config
+// is unloaded.
+func openRedis(t testing.TB, m *Config, appID string, logs **observer.ObservedLogs) (*sharedStore, func()) {
+	t.Helper()
+	roots := m.tlsRoots
+	s, cleanup := storetest.OpenModule(t, m, appID, func() {
+		m.logger = zap.NewNop()
+		m.tlsRoots = roots
+		if logs != nil {
+			core, obs := observer.New(zap.DebugLevel)
+			m.logger, *logs = zap.New(core), obs
+		}
+	})
+	return s.(*sharedStore), cleanup
+}
+
+// wantCount checks Count exactly (the index answers it exactly).
+func wantCount(t testing.TB, s store.Store, want int) {
+	t.Helper()
+	n, err := s.Count(context.Background())
+	if err != nil {
+		t.Fatalf("Count: %v", err)
+	}
+	if n != want {
+		t.Fatalf("Count = %d, want %d", n, want)
+	}
+}
+
+func durationPtr(d time.Duration) *caddy.Duration {
+	cd := caddy.Duration(d)
+	return &cd
+}
+
+func withCache(ttl time.Duration) func(*Config) {
+	return func(m *Config) { m.CacheTTL = durationPtr(ttl) }
+}
 
 var modes = []string{ModeStandalone, ModeSentinel, ModeCluster}
 
@@ -46,8 +92,8 @@ func startDeployment(t testing.TB, mode string, tc *redistest.TLS) *deployment {
 
 // config is a store module configured for the deployment; adjust may
 // change it before use.
-func (d *deployment) config(adjust func(*RedisStore)) *RedisStore {
-	m := &RedisStore{Mode: d.mode, TLS: d.tls != nil}
+func (d *deployment) config(adjust func(*Config)) *Config {
+	m := &Config{Mode: d.mode, TLS: d.tls != nil}
 	switch d.mode {
 	case ModeStandalone:
 		m.Address = Addresses{d.server.Addr()}
@@ -67,7 +113,7 @@ func (d *deployment) config(adjust func(*RedisStore)) *RedisStore {
 }
 
 // open opens the store of appID on the deployment.
-func (d *deployment) open(t testing.TB, appID string, adjust func(*RedisStore)) *redisStore {
+func (d *deployment) open(t testing.TB, appID string, adjust func(*Config)) *sharedStore {
 	t.Helper()
 	s, _ := openRedis(t, d.config(adjust), appID, nil)
 	return s
@@ -106,14 +152,14 @@ func (d *deployment) waitReplicated() {
 
 // waitLive waits until the store's invalidation channel is subscribed,
 // so that look-ups are cached from now on.
-func waitLive(t testing.TB, s *redisStore) {
+func waitLive(t testing.TB, s *sharedStore) {
 	t.Helper()
 	storetest.Eventually(t, 10*time.Second, "invalidation channel subscribed", func() bool { return s.cache.live.Load() })
 }
 
 // countCommands counts what s sends to the servers from now on (on a
 // cluster, at each node: a redirection counts).
-func countCommands(t testing.TB, s *redisStore) *commandCounter {
+func countCommands(t testing.TB, s *sharedStore) *commandCounter {
 	t.Helper()
 	c := new(commandCounter)
 	if s.cluster != nil {
