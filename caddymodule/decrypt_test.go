@@ -64,3 +64,17 @@ func TestMaxDataAge(t *testing.T) {
 		t.Fatalf("fresh data: %d %s", r.status, r.raw)
 	}
 }
+
+// An openId in the open data that is not a string never matches the
+// caller: the answer is watermark_mismatch, whatever its type.
+func TestDecryptOpenIDNotAString(t *testing.T) {
+	a := startGateway(t, "")
+	tok := a.login("wes")
+	for _, v := range []any{5, nil, true, map[string]any{"x": 1}, []any{a.fake.OpenID("wes")}} {
+		enc, iv, err := a.fake.Seal("wes", map[string]any{"openId": v, "nickName": "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectError(t, a.postJSON("/wechat/decrypt", tok, map[string]string{"encryptedData": enc, "iv": iv}), 400, "watermark_mismatch")
+	}
+}

@@ -51,7 +51,8 @@ func TestWeChatFailures(t *testing.T) {
 			}
 		})
 	}
-	// -1 once is retried and succeeds.
+	// WeChat busy (-1) once: the WeChat client calls again, and the login
+	// succeeds.
 	a.fake.FailNext(wechattest.APICode2Session, -1, 1)
 	a.login("busy-once")
 }

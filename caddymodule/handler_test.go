@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Issue 15, item 7: path_prefix / serves /login (never //login), and a
+// path_prefix / serves /login (never //login), and a
 // trailing slash is the same prefix.
 func TestPathPrefixSlashes(t *testing.T) {
 	for _, c := range []struct{ prefix, login, session string }{

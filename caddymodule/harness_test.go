@@ -339,10 +339,10 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-// The header and trailer tricks of issue 15, over real sockets: raw TCP
-// where Go's own client would rewrite what an attacker sends, and an
-// HTTP/2 client for trailers. Every request goes through reverse_proxy to
-// an upstream that reports what it received, headers and trailers alike.
+// Raw-HTTP helpers, for the header and trailer tricks a client can play:
+// raw TCP where Go's own client would rewrite what an attacker sends.
+// Every request goes through reverse_proxy to an upstream that reports
+// what it received, headers and trailers alike.
 
 // received is what the reporting upstream saw.
 type received struct {

@@ -68,7 +68,7 @@ func TestIdentityHeaderStripping(t *testing.T) {
 	}
 }
 
-// Issue 15, item 1: a client names the identity headers as hop-by-hop in
+// A client names the identity headers as hop-by-hop in
 // Connection, and reverse_proxy would delete them after the gateway set
 // them: the upstream would get an authorized request with no identity.
 func TestConnectionTokensCannotStripIdentity(t *testing.T) {
@@ -110,7 +110,7 @@ func TestConnectionTokensCannotStripIdentity(t *testing.T) {
 	}
 }
 
-// Issue 15, item 2: trailers named like identity headers (or
+// Trailers named like identity headers (or
 // Authorization) never reach the upstream, declared or not, over chunked
 // HTTP/1.1, for users and anonymous requests alike.
 func TestIdentityTrailersHTTP1(t *testing.T) {
@@ -170,8 +170,9 @@ func TestIdentityTrailersHTTP1(t *testing.T) {
 	}
 }
 
-// Issue 15, item 2, over HTTP/2 (TLS on the test HTTPS port): trailers
-// sent by an h2 client, with and without a token.
+// Trailers named like identity headers never reach the upstream over
+// HTTP/2 either (TLS on the test HTTPS port): trailers sent by an h2
+// client, with and without a token.
 func TestIdentityTrailersHTTP2(t *testing.T) {
 	a := newApp(t)
 	a.upstream = reportingUpstream(t).URL

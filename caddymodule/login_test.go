@@ -79,7 +79,7 @@ func TestLoginAndPassThrough(t *testing.T) {
 	expectError(t, a.do(http.MethodGet, "/wechat/session", tok, "", nil), 401, "unauthenticated")
 }
 
-// Issue 15, item 12: a store failure during login is logged with the
+// A store failure during login is logged with the
 // result the README documents, and the operation.
 func TestLoginStoreFailureLogged(t *testing.T) {
 	logFile := t.TempDir() + "/caddy.log"

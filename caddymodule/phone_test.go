@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,27 @@ func TestWeChatFaultTable(t *testing.T) {
 	r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "quinn:ok"})
 	if r.status != 200 {
 		t.Fatalf("after the faults: %d %s", r.status, r.raw)
+	}
+}
+
+// A phone code sent twice is invalid_code whose message tells the user to
+// tap the phone button again (not to call wx.login, as a refused login
+// code's message does).
+func TestUsedPhoneCodeSaysTapAgain(t *testing.T) {
+	a := startGateway(t, "")
+	tok := a.login("wes")
+	a.fake.SetPhone("wes", "13800004444", "86")
+	if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "wes"}); r.status != 200 {
+		t.Fatalf("phone: %d %s", r.status, r.raw)
+	}
+	r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "wes"})
+	expectError(t, r, 401, "invalid_code")
+	if msg, _ := r.body["message"].(string); !strings.Contains(msg, "tap the phone button again") || strings.Contains(msg, "wx.login") {
+		t.Fatalf("message for a used phone code: %q", msg)
+	}
+	// A login code's refusal still says wx.login.
+	r = a.postJSON("/wechat/login", "", map[string]string{"code": "bad"})
+	if msg, _ := r.body["message"].(string); !strings.Contains(msg, "wx.login") {
+		t.Fatalf("message for an invalid login code: %q", msg)
 	}
 }

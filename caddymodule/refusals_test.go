@@ -19,7 +19,7 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
-// Issue 15, item 10: WeChat's quota is the app's, and no client may
+// WeChat's quota is the app's, and no client may
 // spend it with codes WeChat refuses.
 
 // behindProxy trusts the loopback proxy's X-Forwarded-For, so that a test

@@ -69,7 +69,7 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-// Issue 15, item 11: an endpoint body trickling in one byte a second is
+// An endpoint body trickling in one byte a second is
 // cut after body_timeout (1s here) with 408 request_timeout, and the
 // connection is closed rather than held. The bounds are generous: the
 // body would take 40 s to arrive; the answer must come well before.

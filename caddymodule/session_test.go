@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Issue 15, item 5: the longest session_ttl allowed (10 years) works end
+// The longest session_ttl allowed (10 years) works end
 // to end with the memory store, whose record expiry is a uint32 of unix
 // seconds (good until 2106): login, phone binding, a second login and
 // the admin revoke of every token all behave.

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Issue 15, item 3: more than one Authorization value, or an empty one,
+// More than one Authorization value, or an empty one,
 // is 401 in both modes (never anonymous), and Authorization never reaches
 // the upstream.
 func TestAuthorizationAmbiguity(t *testing.T) {

@@ -21,7 +21,7 @@ func validateJSON(t *testing.T, fields string) error {
 	return caddy.Validate(&cfg)
 }
 
-// Issue 15, items 5, 6 and 12: a JSON config (no Caddyfile to check it at
+// A JSON config (no Caddyfile to check it at
 // adapt) is refused by Validate with the same words.
 func TestJSONConfigValidate(t *testing.T) {
 	if err := validateJSON(t, `,"session_ttl":"87600h","timeout":"1m","session_key_grace":0,"body_timeout":"5m","refused_code_limit":0,"max_data_age":"720h"`); err != nil {
@@ -74,36 +74,4 @@ func TestJSONConfigValidate(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "cd-piece") || !strings.Contains(err.Error(), "app_secret holds a placeholder that is not known") {
 		t.Errorf("app_secret with braces: %v", err)
 	}
-}
-
-// Issue 15, item 12.
-func TestSmallFixes(t *testing.T) {
-	a := startGateway(t, "")
-	tok := a.login("wes")
-
-	t.Run("openId that is not a string", func(t *testing.T) {
-		for _, v := range []any{5, nil, true, map[string]any{"x": 1}, []any{a.fake.OpenID("wes")}} {
-			enc, iv, err := a.fake.Seal("wes", map[string]any{"openId": v, "nickName": "x"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			expectError(t, a.postJSON("/wechat/decrypt", tok, map[string]string{"encryptedData": enc, "iv": iv}), 400, "watermark_mismatch")
-		}
-	})
-	t.Run("used phone code", func(t *testing.T) {
-		a.fake.SetPhone("wes", "13800004444", "86")
-		if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "wes"}); r.status != 200 {
-			t.Fatalf("phone: %d %s", r.status, r.raw)
-		}
-		r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "wes"})
-		expectError(t, r, 401, "invalid_code")
-		if msg, _ := r.body["message"].(string); !strings.Contains(msg, "tap the phone button again") || strings.Contains(msg, "wx.login") {
-			t.Fatalf("message for a used phone code: %q", msg)
-		}
-		// A login code's refusal still says wx.login.
-		r = a.postJSON("/wechat/login", "", map[string]string{"code": "bad"})
-		if msg, _ := r.body["message"].(string); !strings.Contains(msg, "wx.login") {
-			t.Fatalf("message for an invalid login code: %q", msg)
-		}
-	})
 }
