@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -180,5 +182,81 @@ func TestErrorFieldDropsWeChatRequestID(t *testing.T) {
 	zap.Error(fmt.Errorf("redis: connection refused")).AddTo(ref)
 	if enc.Fields["error"] != ref.Fields["error"] {
 		t.Errorf("plain error logged as %v", enc.Fields["error"])
+	}
+}
+
+// TestClassifyWeChatError pins the spec's error table: each kind of error
+// of the wechat package, bare or wrapped, maps to one status and code.
+func TestClassifyWeChatError(t *testing.T) {
+	api := func(code int) error { return &wechat.APIError{API: wechat.APICode2Session, Code: code, Msg: "m"} }
+	for _, c := range []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"invalid code 40029", api(40029), 401, codeInvalidCode},
+		{"code used 40163", api(40163), 401, codeInvalidCode},
+		{"missing code 41008", api(41008), 401, codeInvalidCode},
+		{"remembered refusal", refusedCode{&wechat.APIError{API: wechat.APICode2Session, Code: 40029}}, 401, codeInvalidCode},
+		{"wrapped invalid code", fmt.Errorf("login: %w", api(40163)), 401, codeInvalidCode},
+		{"user blocked 40226", api(40226), 403, codeUserBlocked},
+		{"rate limited 45011", api(45011), 429, codeRateLimited},
+		{"timeout", fmt.Errorf("x: %w", wechat.ErrTimeout), 504, codeWeChatTimeout},
+		{"unavailable", fmt.Errorf("x: %w", wechat.ErrUnavailable), 503, codeWeChatUnavailable},
+		{"system busy -1", api(-1), 503, codeWeChatUnavailable},
+		{"invalid input", fmt.Errorf("x: %w", wechat.ErrInvalidInput), 400, codeInvalidRequest},
+		{"watermark", fmt.Errorf("x: %w", wechat.ErrWatermark), 400, codeWatermarkMismatch},
+		{"decrypt", fmt.Errorf("x: %w", wechat.ErrDecrypt), 400, codeDecryptFailed},
+		{"bad response", fmt.Errorf("x: %w", wechat.ErrBadResponse), 502, codeWeChatError},
+		{"bad secret 40125", api(40125), 502, codeWeChatError},
+		{"bad app id 40013", api(40013), 502, codeWeChatError},
+		{"invalid access token 40001", api(40001), 502, codeWeChatError},
+		{"unknown errcode", api(99999), 502, codeWeChatError},
+		{"not a wechat error", errors.New("something else"), 502, codeWeChatError},
+		{"context deadline", context.DeadlineExceeded, 502, codeWeChatError},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := classifyWeChatError(c.err)
+			if f.status != c.status || f.code != c.code || f.message == "" {
+				t.Fatalf("classifyWeChatError = %d %s %q, want %d %s", f.status, f.code, f.message, c.status, c.code)
+			}
+			if strings.Contains(f.message, "something else") || strings.Contains(f.message, "errcode") {
+				t.Fatalf("the message quotes the error: %q", f.message)
+			}
+		})
+	}
+}
+
+// TestClassifyPhoneCodeError: a phone code is answered like any WeChat
+// error, except that an invalid one tells the user to tap the phone button
+// again rather than to call wx.login.
+func TestClassifyPhoneCodeError(t *testing.T) {
+	api := func(code int) error { return &wechat.APIError{API: wechat.APIPhoneNumber, Code: code} }
+	for _, c := range []struct {
+		name    string
+		err     error
+		status  int
+		code    string
+		message string // a part of the message
+	}{
+		{"invalid code", api(40029), 401, codeInvalidCode, "tap the phone button again"},
+		{"used code", api(40163), 401, codeInvalidCode, "tap the phone button again"},
+		{"rate limited", api(45011), 429, codeRateLimited, "retry later"},
+		{"timeout", wechat.ErrTimeout, 504, codeWeChatTimeout, "in time"},
+		{"unknown", api(12345), 502, codeWeChatError, "unusable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := classifyPhoneCodeError(c.err)
+			if f.status != c.status || f.code != c.code || !strings.Contains(f.message, c.message) {
+				t.Fatalf("classifyPhoneCodeError = %d %s %q, want %d %s with %q", f.status, f.code, f.message, c.status, c.code, c.message)
+			}
+			if strings.Contains(f.message, "wx.login") {
+				t.Fatalf("a phone code's answer sends the user to wx.login: %q", f.message)
+			}
+			if login := classifyWeChatError(c.err); login.status != f.status || login.code != f.code {
+				t.Fatalf("phone %d %s, login %d %s: only the message may differ", f.status, f.code, login.status, login.code)
+			}
+		})
 	}
 }
