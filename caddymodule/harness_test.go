@@ -1,5 +1,16 @@
 package caddymodule
 
+// The test harness of the package, in three parts:
+//
+//   - the in-process gateway: caddytest's Caddy on localhost:9080 (admin on
+//     localhost:2999), one testApp per WeChat app, each with its own
+//     wechattest fake and an echoing upstream, and the request helpers
+//     (do, postJSON, login, upstreamHeaders, expectError, adminDo);
+//   - a Handler provisioned without Caddy's server, for benchmarks and
+//     allocation pins (benchHandler, fillSessions, discardWriter);
+//   - raw HTTP over TCP, for what Go's own client would not send, and an
+//     upstream that reports what it received (received, rawHTTP, through).
+
 import (
 	"bufio"
 	"bytes"
@@ -102,6 +113,8 @@ func echoUpstream(t *testing.T) *httptest.Server {
 	return srv
 }
 
+// globalOptions are the global options every config of the in-process
+// Caddy starts with: fixed ports, a short grace period, no trust store.
 func globalOptions() string {
 	return `{
 	admin localhost:2999
@@ -122,6 +135,9 @@ func startGateway(t *testing.T, extra string) *testApp {
 	return a
 }
 
+// gatewaySite is a site on localhost:9080 whose wechat_auth (extra
+// inside it) guards a reverse_proxy to upstream, with the identity
+// placeholders copied into request headers the upstream echoes.
 func gatewaySite(appID, apiBase, extra, upstream string) string {
 	return fmt.Sprintf(`
 http://localhost:9080 {
@@ -148,6 +164,8 @@ type response struct {
 	raw    string
 }
 
+// do sends one request to the gateway (token, when set, as a Bearer
+// token; headers as name, value pairs) and decodes the answer.
 func (a *testApp) do(method, path, token, contentType string, body io.Reader, headers ...string) response {
 	a.t.Helper()
 	base := a.base
@@ -180,6 +198,7 @@ func (a *testApp) do(method, path, token, contentType string, body io.Reader, he
 	return r
 }
 
+// postJSON posts v as JSON.
 func (a *testApp) postJSON(path, token string, v any) response {
 	a.t.Helper()
 	b, err := json.Marshal(v)
@@ -221,6 +240,8 @@ func (a *testApp) upstreamHeaders(token string, headers ...string) (int, http.He
 	return r.status, h
 }
 
+// expectError checks an error answer: its status and code, a message, a
+// JSON body, and no app secret in it.
 func expectError(t *testing.T, r response, status int, code string) {
 	t.Helper()
 	if r.status != status {
@@ -240,8 +261,10 @@ func expectError(t *testing.T, r response, status int, code string) {
 	}
 }
 
+// adminBase is the in-process Caddy's admin endpoint (see globalOptions).
 const adminBase = "http://localhost:2999"
 
+// adminDo calls the admin API and returns the status and the body.
 func adminDo(t *testing.T, method, path string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, adminBase+path, nil)
@@ -254,6 +277,8 @@ func adminDo(t *testing.T, method, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// benchAppSeq numbers the apps of benchHandler, apart from the apps of
+// the in-process gateway.
 var benchAppSeq atomic.Int64
 
 // benchHandler provisions a real Handler (memory store, metrics, WeChat
