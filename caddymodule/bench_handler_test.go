@@ -1,21 +1,8 @@
 package caddymodule
 
-// Handler-level benchmarks (the store-level ones are in
-// store_memory_test.go). They measure, never assert a time:
-//
-//	go test -run '^$' -bench . -benchmem ./caddymodule/
-//
-// BenchmarkPassThrough     token validation + identity headers, 1k/100k/1M live sessions
-// BenchmarkSessionHeap     heap bytes per live session at 1M sessions
-// BenchmarkLogin           POST /wechat/login against the wechattest fake (a real loopback round trip)
-// BenchmarkPhoneLegacy     POST /wechat/phone {"encryptedData","iv"}, end to end
-// BenchmarkDecrypt         POST /wechat/decrypt, end to end
-
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,104 +10,14 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/memorystore"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
-
-var benchAppSeq atomic.Int64
-
-// benchHandler provisions a real Handler (memory store, metrics, WeChat
-// client pointed at a wechattest fake) the way Caddy would, with a no-op
-// logger so that log lines do not end up on the benchmark's output.
-func benchHandler(b testing.TB, maxSessions int) (*Handler, *wechattest.Server) {
-	b.Helper()
-	return benchHandlerWithStore(b, fmt.Sprintf(`{"backend":"memory","max_sessions":%d}`, maxSessions))
-}
-
-// benchHandlerWithStore is benchHandler with any store config.
-func benchHandlerWithStore(b testing.TB, storeJSON string) (*Handler, *wechattest.Server) {
-	b.Helper()
-	appID := fmt.Sprintf("wx%016x", 0xbe0c<<32|benchAppSeq.Add(1))
-	fake := wechattest.NewServer(appID, testSecret)
-	b.Cleanup(fake.Close)
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	b.Cleanup(cancel) // Cleanup of the handler and its store module
-	h := &Handler{
-		AppID:     appID,
-		AppSecret: testSecret,
-		APIBase:   fake.URL,
-		StoreRaw:  json.RawMessage(storeJSON),
-	}
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := h.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = h.Cleanup() })
-	h.logger = zap.NewNop()
-	return h, fake
-}
-
-// benchUser is a distinct user with WeChat-shaped identifiers: a 28
-// character openid and a 24 character (base64 of 16 bytes) session_key.
-func benchUser(i int) store.User {
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	return store.User{
-		OpenID:     fmt.Sprintf("o%027d", i),
-		SessionKey: base64.StdEncoding.EncodeToString(key[:]),
-	}
-}
-
-// fillSessions gives the store n live sessions of n distinct users and
-// returns the tokens of up to sample of them, spread over the whole set.
-func fillSessions(b testing.TB, s store.Store, n, sample int) []string {
-	b.Helper()
-	ctx := context.Background()
-	every := max(n/sample, 1)
-	var tokens []string
-	for i := range n {
-		var th store.TokenHash
-		if i%every == 0 && len(tokens) < sample {
-			tok, err := newToken()
-			if err != nil {
-				b.Fatal(err)
-			}
-			tokens = append(tokens, tok)
-			th = store.HashToken(tok)
-		} else {
-			// Only the hash reaches the store: skip the base64 step.
-			_, _ = rand.Read(th[:])
-		}
-		if _, err := s.CreateSession(ctx, th, benchUser(i), time.Hour, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return tokens
-}
-
-// nopNext is the next handler: it does nothing, so the benchmark measures
-// wechat_auth alone.
-var nopNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
-
-// discardWriter is a ResponseWriter that keeps nothing; the pass-through
-// never writes to it.
-type discardWriter struct{ h http.Header }
-
-func (d *discardWriter) Header() http.Header         { return d.h }
-func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (d *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkPassThrough measures an authenticated pass-through: bearer
 // token -> SHA-256 -> store Lookup -> identity headers and placeholders ->

@@ -48,9 +48,9 @@ const (
 
 	// maxBodyBytes caps every endpoint's request body; more is 413.
 	maxBodyBytes = 16 << 10
-	// loginRetryWindow is how long a login code keeps answering with the
-	// session it created, for clients retrying after a lost answer.
-	loginRetryWindow = 5 * time.Minute
+	// keptAnswerWindow is how long a login code keeps its answer (the
+	// session it created, or WeChat's refusal): see keptanswer.go.
+	keptAnswerWindow = 5 * time.Minute
 )
 
 // Ranges of the duration settings, checked at `caddy adapt` (with file

@@ -135,10 +135,10 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 // was seen in the last five minutes, with WeChat's refusal when WeChat
 // refused it in the last five minutes, else by exchanging it with WeChat.
 func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, error) {
-	sealed, err := h.store.GetLoginResult(ctx, key)
+	kept, err := h.store.GetLoginResult(ctx, key)
 	switch {
 	case err == nil:
-		res, err := h.replayLogin(ctx, code, sealed)
+		res, err := h.replayKeptAnswer(ctx, code, kept)
 		if err != nil {
 			return nil, err
 		}
@@ -172,8 +172,8 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 		user = sess.User
 	}
 
-	if sealed, err := sealLoginResult(h.client.AppID(), code, sealedLogin{Token: token, ExpiresAt: expiresAt.Unix()}); err == nil {
-		if err := h.store.PutLoginResult(ctx, key, sealed, loginRetryWindow); err != nil {
+	if enc, err := encryptKeptAnswer(h.client.AppID(), code, keptAnswer{Token: token, ExpiresAt: expiresAt.Unix()}); err == nil {
+		if err := h.store.PutLoginResult(ctx, key, enc, keptAnswerWindow); err != nil {
 			// The login itself succeeded; only a retry of it would now
 			// make a second WeChat call (and get invalid_code).
 			h.logger.Warn("could not keep the login result for retries", errorField(err))
@@ -187,10 +187,10 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 // through another gateway sharing the store: when that login's answer is
 // kept by now and its session lives, it is the answer (as a retry would
 // get it). Otherwise the refusal is remembered, so that the code sent
-// again within loginRetryWindow is answered the same without a call.
+// again within keptAnswerWindow is answered the same without a call.
 func (h *Handler) refused(ctx context.Context, code, key string, err error) (*loginResult, error) {
 	if kept, gerr := h.store.GetLoginResult(ctx, key); gerr == nil {
-		if res, rerr := h.replayLogin(ctx, code, kept); res != nil && rerr == nil {
+		if res, rerr := h.replayKeptAnswer(ctx, code, kept); res != nil && rerr == nil {
 			return res, nil
 		}
 	}
@@ -198,47 +198,13 @@ func (h *Handler) refused(ctx context.Context, code, key string, err error) (*lo
 	if !errors.As(err, &apiErr) {
 		return nil, err
 	}
-	if sealed, serr := sealLoginResult(h.client.AppID(), code, sealedLogin{Refused: apiErr.Code}); serr == nil {
-		if perr := h.store.PutLoginResult(ctx, key, sealed, loginRetryWindow); perr != nil {
+	if enc, serr := encryptKeptAnswer(h.client.AppID(), code, keptAnswer{Refused: apiErr.Code}); serr == nil {
+		if perr := h.store.PutLoginResult(ctx, key, enc, keptAnswerWindow); perr != nil {
 			// Only a repeat of this code costs a WeChat call again.
 			h.logger.Warn("could not remember a refused login code", errorField(perr))
 		}
 	}
 	return nil, err
-}
-
-// refusedCode is WeChat's refusal of a code, remembered from an earlier
-// exchange: it unwraps to the *wechat.APIError WeChat answered then, so
-// it is classified and answered exactly the same.
-type refusedCode struct{ apiErr *wechat.APIError }
-
-func (e refusedCode) Error() string {
-	return "wechat refused this code within the last 5 minutes (errcode " + strconv.Itoa(e.apiErr.Code) + "); not sent again"
-}
-
-func (e refusedCode) Unwrap() error { return e.apiErr }
-
-// replayLogin opens a kept login result: a refusal it returns as the
-// error WeChat gave, a session it returns after checking the session
-// still lives. It returns nil, nil when there is nothing to replay (an
-// entry it cannot open, or a logout in between ended the session), and
-// a storeFailure when the store failed.
-func (h *Handler) replayLogin(ctx context.Context, code string, sealed []byte) (*loginResult, error) {
-	sl, err := openLoginResult(h.client.AppID(), code, sealed)
-	if err != nil {
-		return nil, nil
-	}
-	if sl.Refused != 0 {
-		return nil, refusedCode{&wechat.APIError{API: wechat.APICode2Session, Code: sl.Refused}}
-	}
-	sess, err := store.LookupFresh(ctx, h.store, store.HashToken(sl.Token))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, storeFailure{"lookup", err}
-	}
-	return &loginResult{token: sl.Token, expiresAt: time.Unix(sl.ExpiresAt, 0), user: sess.User, retried: true}, nil
 }
 
 // validCode accepts what a wx.login code can be: printable ASCII, bounded.

@@ -17,9 +17,9 @@ import (
 // client sending made-up codes must not be able to spend it. Two
 // defences, both in front of the WeChat call:
 //
-//   - A code WeChat refused is remembered for five minutes (beside the
-//     login results kept for retries, so it holds across gateways with
-//     a shared store): sending it again costs no call.
+//   - A code WeChat refused is remembered for five minutes, as its kept
+//     answer (keptanswer.go), so it holds across gateways with a shared
+//     store: sending it again costs no call.
 //   - refusalLimiter bounds the codes WeChat refuses per client: after
 //     RefusedCodeLimit refusals within RefusedCodeWindow, the client's
 //     logins answer 429 until the window is over, without a call.

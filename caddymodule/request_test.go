@@ -14,7 +14,62 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
-// Issue 15, item 11: an endpoint body trickling in one byte a second is
+func TestBadRequests(t *testing.T) {
+	a := startGateway(t, "")
+	tok := a.login("hank")
+	big := `{"code":"` + strings.Repeat("a", 16<<10) + `"}`
+	cases := []struct {
+		name, method, path, ctype, body, token string
+		status                                 int
+		code                                   string
+	}{
+		{"login GET", "GET", "/wechat/login", "", "", "", 405, "method_not_allowed"},
+		{"session POST", "POST", "/wechat/session", "application/json", "{}", tok, 405, "method_not_allowed"},
+		{"logout GET", "GET", "/wechat/logout", "", "", tok, 405, "method_not_allowed"},
+		{"no content type", "POST", "/wechat/login", "", `{"code":"x"}`, "", 415, "unsupported_media_type"},
+		{"form content type", "POST", "/wechat/login", "application/x-www-form-urlencoded", "code=x", "", 415, "unsupported_media_type"},
+		{"too large", "POST", "/wechat/login", "application/json", big, "", 413, "body_too_large"},
+		{"not json", "POST", "/wechat/login", "application/json", "code=x", "", 400, "invalid_request"},
+		{"empty body", "POST", "/wechat/login", "application/json", "", "", 400, "invalid_request"},
+		{"array", "POST", "/wechat/login", "application/json", `["x"]`, "", 400, "invalid_request"},
+		{"wrong type", "POST", "/wechat/login", "application/json", `{"code":42}`, "", 400, "invalid_request"},
+		{"missing code", "POST", "/wechat/login", "application/json", `{}`, "", 400, "invalid_request"},
+		{"trailing data", "POST", "/wechat/login", "application/json", `{"code":"x"} {}`, "", 400, "invalid_request"},
+		{"control chars", "POST", "/wechat/login", "application/json", `{"code":"a\nb"}`, "", 400, "invalid_request"},
+		{"deep nesting", "POST", "/wechat/login", "application/json", `{"code":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, "", 400, "invalid_request"},
+		{"phone wrong types", "POST", "/wechat/phone", "application/json", `{"encryptedData":1,"iv":2}`, tok, 400, "invalid_request"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body io.Reader
+			if c.body != "" {
+				body = strings.NewReader(c.body)
+			}
+			r := a.do(c.method, c.path, c.token, c.ctype, body)
+			expectError(t, r, c.status, c.code)
+			if c.status == 405 && r.header.Get("Allow") == "" {
+				t.Errorf("405 without Allow")
+			}
+		})
+	}
+	// 16 KiB + 1, with a Content-Length and chunked (no length given).
+	pad1 := 16<<10 + 1 - len(`{"code":"x","pad":""}`)
+	over := `{"code":"x","pad":"` + strings.Repeat("a", pad1) + `"}`
+	expectError(t, a.do("POST", "/wechat/login", "", "application/json", strings.NewReader(over)), 413, "body_too_large")
+	expectError(t, a.do("POST", "/wechat/login", "", "application/json", io.MultiReader(strings.NewReader(over))), 413, "body_too_large")
+	// Exactly 16 KiB is accepted (and fails on the code only).
+	pad := 16<<10 - len(`{"code":"x","pad":""}`)
+	exact := `{"code":"x","pad":"` + strings.Repeat("a", pad) + `"}`
+	r := a.do("POST", "/wechat/login", "", "application/json", strings.NewReader(exact))
+	if r.status == 413 {
+		t.Fatalf("16 KiB exactly was refused")
+	}
+	if a.fake.Calls(wechattest.APICode2Session) != 2 { // hank, and the 16 KiB one
+		t.Fatalf("bad requests reached WeChat: %d calls", a.fake.Calls(wechattest.APICode2Session))
+	}
+}
+
+// An endpoint body trickling in one byte a second is
 // cut after body_timeout (1s here) with 408 request_timeout, and the
 // connection is closed rather than held. The bounds are generous: the
 // body would take 40 s to arrive; the answer must come well before.
