@@ -35,7 +35,39 @@ const numShards = 256
 // sessions (the expiry sweep, the session limit) runs in the housekeeping
 // goroutine, one shard at a time (housekeeping.go); what must outlive a
 // restart is written to the persist file before the call that changed it
-// returns (persist.go).
+// returns (persist.go, writer.go), which reads memory through the methods
+// of memview.go only.
+//
+// Lock order. A lock may be taken while holding those above it, never
+// one below; every lock not listed as nested is taken with none held.
+//
+//  1. the usage pool's entry of the app (caddy.UsagePool): held by
+//     LoadOrNew while it builds the store, so openAtStart (swap, load)
+//     runs under it.
+//  2. cfgMu: held by hold and release for the whole of apply, so a
+//     reload's usePersist (identify, replaceFile, dump, swap) runs under
+//     it. Two reloads never switch files at once.
+//  3. revoking: read-held by RevokeUser across its disk write; DeleteSession
+//     takes it alone, to wait for the revokes still writing.
+//  4. disk.flushMu: held by flush across all its chunks, rests included.
+//  5. disk.mu: read-held by each write and each flush chunk for its bbolt
+//     transaction, write-held by swap and close (which so wait for the
+//     writes in flight to the file they take away).
+//  6. bbolt's own: the file's flock (other processes; openBolt gives up
+//     after lockWait), Batch's batch lock, then the one write transaction
+//     at a time. The disk writer runs inside the transaction and reads
+//     memory there (memview.go), so mu and go-cache's are taken under it.
+//  7. mu: held by CreateSession, BindPhone and RevokeUser only for the
+//     change in memory, released before their disk write (a login never
+//     waits for the disk with mu held); by the OnEvicted hooks and the
+//     read methods alone.
+//  8. go-cache's: a shard's, prevKeys', results' (each its own).
+//     CreateSession sets a shard and the previous key with mu held,
+//     RevokeUser deletes the previous key with it. go-cache runs
+//     OnEvicted after releasing its own lock, so the hooks (which take mu
+//     and disk.qmu) never run under one.
+//  9. disk.qmu: the removal queue, a leaf; taken under mu when a previous
+//     key deleted in CreateSession or RevokeUser is queued by its hook.
 type sharedStore struct {
 	appID       string
 	maxSessions atomic.Int64
