@@ -16,7 +16,7 @@ import (
 )
 
 // Finding out what is at a persist path, setting aside what is not ours,
-// and opening or creating the file (the format is in persist.go).
+// and opening or creating the file (the format is in format.go).
 
 // lockWait is how long opening the file waits for another process that
 // holds it (bbolt locks the file) before giving up with an error.

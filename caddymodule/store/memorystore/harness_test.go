@@ -17,6 +17,63 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 )
 
+// The package's test harness: opening the store as Caddy does, settling
+// its housekeeping, and, for the persist file, restarts, crashes and
+// files made or damaged on purpose.
+
+// openMemory provisions a MemoryStore module as Caddy would and opens the
+// store of appID; the returned cleanup is what Caddy calls when the config
+// is unloaded. Log lines are recorded in logs when it is not nil.
+func openMemory(t testing.TB, m *MemoryStore, appID string, logs **observer.ObservedLogs) (*sharedStore, func()) {
+	t.Helper()
+	s, cleanup := storetest.OpenModule(t, m, appID, func() {
+		m.logger = zap.NewNop()
+		if logs != nil {
+			core, obs := observer.New(zap.InfoLevel)
+			m.logger, *logs = zap.New(core), obs
+		}
+	})
+	return s.(*sharedStore), cleanup
+}
+
+// settle runs the store's housekeeping now (storetest.Suite.Settle).
+func settle(_ *testing.T, s store.Store) { s.(*sharedStore).settle() }
+
+// wantCount checks Count exactly, after a round of housekeeping.
+func wantCount(t testing.TB, s *sharedStore, want int) {
+	t.Helper()
+	s.settle()
+	n, err := s.Count(context.Background())
+	if err != nil {
+		t.Fatalf("Count: %v", err)
+	}
+	if n != want {
+		t.Fatalf("Count = %d, want %d", n, want)
+	}
+}
+
+// entries is the number of cache entries, live, expired or revoked.
+func (s *sharedStore) entries() int {
+	n := 0
+	for _, sh := range s.shards {
+		n += sh.ItemCount()
+	}
+	return n
+}
+
+// provisionIn provisions m in the config whose context is ctx, as Caddy
+// does for every site of one config.
+func provisionIn(t *testing.T, ctx caddy.Context, m *MemoryStore) {
+	t.Helper()
+	if err := m.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m.logger = zap.NewNop()
+}
+
 // restart is what a restart does to a store: the last config lets it go
 // (Caddy stopping), and a new process opens the file.
 func restart(t *testing.T, cleanup func(), m func() *MemoryStore, app string) (*sharedStore, func()) {
@@ -107,57 +164,4 @@ func setAsideFiles(t *testing.T, file string) []string {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// openMemory provisions a MemoryStore module as Caddy would and opens the
-// store of appID; the returned cleanup is what Caddy calls when the config
-// is unloaded. Log lines are recorded in logs when it is not nil.
-func openMemory(t testing.TB, m *MemoryStore, appID string, logs **observer.ObservedLogs) (*sharedStore, func()) {
-	t.Helper()
-	s, cleanup := storetest.OpenModule(t, m, appID, func() {
-		m.logger = zap.NewNop()
-		if logs != nil {
-			core, obs := observer.New(zap.InfoLevel)
-			m.logger, *logs = zap.New(core), obs
-		}
-	})
-	return s.(*sharedStore), cleanup
-}
-
-// settle runs the store's housekeeping now (storetest.Suite.Settle).
-func settle(_ *testing.T, s store.Store) { s.(*sharedStore).settle() }
-
-// wantCount checks Count exactly, after a round of housekeeping.
-func wantCount(t testing.TB, s *sharedStore, want int) {
-	t.Helper()
-	s.settle()
-	n, err := s.Count(context.Background())
-	if err != nil {
-		t.Fatalf("Count: %v", err)
-	}
-	if n != want {
-		t.Fatalf("Count = %d, want %d", n, want)
-	}
-}
-
-// entries is the number of cache entries, live, expired or revoked.
-func (s *sharedStore) entries() int {
-	n := 0
-	for _, sh := range s.shards {
-		n += sh.ItemCount()
-	}
-	return n
-}
-
-// provisionIn provisions m in the config whose context is ctx, as Caddy
-// does for every site of one config.
-func provisionIn(t *testing.T, ctx caddy.Context, m *MemoryStore) {
-	t.Helper()
-	if err := m.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	m.logger = zap.NewNop()
 }

@@ -2,12 +2,29 @@ package memorystore
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 )
+
+// The store passes the conformance suite, in memory only and with a
+// persist file.
+func TestMemoryStorePersistConformance(t *testing.T) {
+	storetest.Suite{Open: func(t *testing.T, appID string) store.Store {
+		s, _ := openMemory(t, &MemoryStore{Persist: filepath.Join(t.TempDir(), "s.db")}, appID, nil)
+		return s
+	}, Settle: settle}.Run(t)
+}
+
+func TestMemoryStoreConformance(t *testing.T) {
+	storetest.Suite{Open: func(t *testing.T, appID string) store.Store {
+		s, _ := openMemory(t, &MemoryStore{}, appID, nil)
+		return s
+	}, Settle: settle}.Run(t)
+}
 
 func TestMemoryLookupAllocs(t *testing.T) {
 	s, _ := openMemory(t, &MemoryStore{}, storetest.AppID(t, ""), nil)
