@@ -59,8 +59,9 @@ const numShards = 256
 //     memory there (memview.go), so mu and go-cache's are taken under it.
 //  7. mu: held by CreateSession, BindPhone and RevokeUser only for the
 //     change in memory, released before their disk write (a login never
-//     waits for the disk with mu held); by the OnEvicted hooks and the
-//     read methods alone.
+//     waits for the disk with mu held); by the OnEvicted hooks, Count
+//     and the trim's estimate with none held; by the read methods of
+//     memview.go inside bbolt's transaction.
 //  8. go-cache's: a shard's, prevKeys', results' (each its own).
 //     CreateSession sets a shard and the previous key with mu held,
 //     RevokeUser deletes the previous key with it. go-cache runs
