@@ -154,9 +154,6 @@ func ResolveSecret(repl *caddy.Replacer, name, value string) (Secret, error) {
 // the one place that needs it.
 type Secret struct{ value string }
 
-// NewSecret wraps a resolved secret.
-func NewSecret(v string) Secret { return Secret{value: v} }
-
 // Reveal returns the secret itself.
 func (s Secret) Reveal() string { return s.value }
 

@@ -57,7 +57,7 @@ func benchUser(i int) store.User {
 
 // fillMemory creates n sessions of n distinct users, in memory only (the
 // store must have no persist file yet: see persistAll).
-func fillMemory(b testing.TB, s *memoryStore, n int) {
+func fillMemory(b testing.TB, s *sharedStore, n int) {
 	ctx := context.Background()
 	for i := range n {
 		if _, err := s.CreateSession(ctx, storetest.SeqHash(i), benchUser(i), time.Hour, 0); err != nil {
@@ -68,7 +68,7 @@ func fillMemory(b testing.TB, s *memoryStore, n int) {
 
 // persistAll gives s the persist file path, as a reload that adds persist
 // does: every session is written to it. It returns how long that took.
-func persistAll(b testing.TB, s *memoryStore, path string) time.Duration {
+func persistAll(b testing.TB, s *sharedStore, path string) time.Duration {
 	t0 := time.Now()
 	s.cfgMu.Lock()
 	err := s.usePersist(path)
@@ -182,7 +182,7 @@ func BenchmarkHousekeepingProbe(b *testing.B) {
 }
 
 // queued is the number of removals waiting to be written.
-func queued(s *memoryStore) int {
+func queued(s *sharedStore) int {
 	s.disk.qmu.Lock()
 	defer s.disk.qmu.Unlock()
 	return len(s.disk.qSessions) + len(s.disk.qUsers) + len(s.disk.qPrevKeys)
@@ -194,7 +194,7 @@ type removals struct{ sessions, users []string }
 // leftMemory makes m sessions of m users that are in the persist file
 // but have left memory, as the sweep leaves expired ones, and returns the
 // removals that their leaving queues (not queued yet).
-func leftMemory(b *testing.B, s *memoryStore, base, m int) removals {
+func leftMemory(b *testing.B, s *sharedStore, base, m int) removals {
 	onDisk(b, s, base, m)
 	s.disk.on.Store(false) // (nothing queued now: the step queues it)
 	var r removals
@@ -210,7 +210,7 @@ func leftMemory(b *testing.B, s *memoryStore, base, m int) removals {
 }
 
 // onDisk makes m sessions, in memory and in the persist file, in bulk.
-func onDisk(b *testing.B, s *memoryStore, base, m int) {
+func onDisk(b *testing.B, s *sharedStore, base, m int) {
 	f := s.disk.swap(nil)
 	fillRange(b, s, base, m)
 	s.disk.swap(f)
@@ -233,7 +233,7 @@ func onDisk(b *testing.B, s *memoryStore, base, m int) {
 
 // fillRange creates the sessions base..base+m-1 in memory (the store must
 // not persist while it does).
-func fillRange(b testing.TB, s *memoryStore, base, m int) {
+func fillRange(b testing.TB, s *sharedStore, base, m int) {
 	ctx := context.Background()
 	for i := base; i < base+m; i++ {
 		if _, err := s.CreateSession(ctx, storetest.SeqHash(i), benchUser(i), time.Hour, 0); err != nil {
@@ -397,7 +397,7 @@ func BenchmarkMemoryLoad(b *testing.B) {
 	best, bestCPU := time.Duration(1<<62), time.Duration(1<<62)
 	for b.Loop() {
 		runtime.GC()
-		s := newMemoryStore("wx_bench_load", DefaultMaxSessions, nil)
+		s := newSharedStore("wx_bench_load", DefaultMaxSessions, nil)
 		t0, c0 := time.Now(), cpuTime()
 		if m, err := s.load(db); err != nil || m != n {
 			b.Fatal(m, err)

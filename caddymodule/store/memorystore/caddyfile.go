@@ -12,8 +12,6 @@ import (
 //	    max_sessions <n>
 //	    persist      <file>
 //	}
-//
-// snapshot <file> is the old name of persist, still accepted.
 func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
 	if d.NextArg() {
@@ -27,15 +25,12 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "persist":
 			err = caddyconf.OneArg(d, &m.Persist)
 		case "snapshot":
-			err = caddyconf.OneArg(d, &m.Snapshot)
+			err = d.Errf("unknown memory store subdirective 'snapshot' (did you mean 'persist'?)")
 		default:
 			err = d.Errf("unrecognized memory store subdirective %q", d.Val())
 		}
 		if err != nil {
 			return err
-		}
-		if m.Persist != "" && m.Snapshot != "" {
-			return d.Errf("persist and snapshot are the same setting (snapshot is its old name): give only persist")
 		}
 	}
 	return nil

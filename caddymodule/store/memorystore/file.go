@@ -1,7 +1,6 @@
 package memorystore
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,7 +16,7 @@ import (
 )
 
 // Finding out what is at a persist path, setting aside what is not ours,
-// and opening or creating the file (the format is in persist.go).
+// and opening or creating the file (the format is in format.go).
 
 // lockWait is how long opening the file waits for another process that
 // holds it (bbolt locks the file) before giving up with an error.
@@ -34,12 +33,8 @@ type fileVerdict int
 const (
 	fileMissing  fileVerdict = iota
 	fileOurs                 // a persist file of this app and version
-	fileLegacy               // a snapshot file of an earlier version of the plugin
 	fileSetAside             // anything else: set it aside, never overwrite it
 )
-
-// legacyMagic begins the snapshot files of earlier versions (legacy.go).
-const legacyMagic = "caddy-wechat-auth snapshot"
 
 // boltMagic is bbolt's magic number (go.etcd.io/bbolt/internal/common).
 const boltMagic = 0xED0CDAED
@@ -73,9 +68,6 @@ func identify(path, appID string) (v fileVerdict, reason string, why error, err 
 		return 0, "", nil, err
 	}
 	head = head[:n]
-	if bytes.HasPrefix(head, []byte(legacyMagic+" ")) {
-		return fileLegacy, "", nil, nil
-	}
 	if n == 0 {
 		return fileSetAside, "not-ours", errors.New("the file is empty"), nil
 	}

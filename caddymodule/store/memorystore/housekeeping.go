@@ -12,13 +12,13 @@ const sweepRound = time.Minute
 
 // start runs the housekeeper: the store's only background goroutine,
 // ended by Destruct.
-func (s *memoryStore) start() { go s.housekeep() }
+func (s *sharedStore) start() { go s.housekeep() }
 
 // housekeep sweeps one shard per tick, so that a round of all of them
 // takes sweepRound, and enforces the session limit when a login asks.
 // Each step holds one shard's lock at a time, never two, and writes what
 // it removed to the persist file in the background.
-func (s *memoryStore) housekeep() {
+func (s *sharedStore) housekeep() {
 	defer close(s.done)
 	t := time.NewTicker(sweepRound / numShards)
 	defer t.Stop()
@@ -53,7 +53,7 @@ func (s *memoryStore) housekeep() {
 
 // kickTrim asks the housekeeper to enforce the session limit; the login
 // that crossed it does not wait for that.
-func (s *memoryStore) kickTrim() {
+func (s *sharedStore) kickTrim() {
 	select {
 	case s.trimKick <- struct{}{}:
 	default: // already asked
@@ -63,7 +63,7 @@ func (s *memoryStore) kickTrim() {
 // settle runs a full round of housekeeping now and returns when it is
 // done: every shard swept, the limit enforced, the removals written.
 // Tests use it to check Count exactly.
-func (s *memoryStore) settle() {
+func (s *sharedStore) settle() {
 	done := make(chan struct{})
 	select {
 	case s.settleReq <- done:
@@ -85,7 +85,7 @@ func (s *memoryStore) settle() {
 // Only the housekeeper calls it; no request waits for it. It holds one
 // shard's lock at a time, and rests between shards (restFactor). Logins during the pass can
 // overshoot the limit by as many sessions as they make meanwhile.
-func (s *memoryStore) trimToLimit() {
+func (s *sharedStore) trimToLimit() {
 	for range 3 { // (a sample's estimate can fall short: go again)
 		limit := int(s.maxSessions.Load())
 		if int(s.size.Load()) <= limit {
@@ -128,7 +128,7 @@ const restFactor = 4
 // of the expiries; how many live sessions there are comes from the
 // counters (scaling a sample of whole shards up would be off by about
 // sqrt(n/256) per shard, a couple of batches at 100k).
-func (s *memoryStore) trimCutoff(limit int) int64 {
+func (s *sharedStore) trimCutoff(limit int) int64 {
 	shards := numShards
 	if s.size.Load() > trimExact {
 		shards = trimSample
@@ -158,7 +158,7 @@ func (s *memoryStore) trimCutoff(limit int) int64 {
 }
 
 // rest waits restFactor times took, unless the store is stopping.
-func (s *memoryStore) rest(took time.Duration) {
+func (s *sharedStore) rest(took time.Duration) {
 	t := time.NewTimer(restFactor * took)
 	defer t.Stop()
 	select {

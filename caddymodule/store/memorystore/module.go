@@ -78,21 +78,15 @@ type MemoryStore struct {
 	// protected like a private key. One file per app id.
 	Persist string `json:"persist,omitempty"`
 
-	// Snapshot is the old name of Persist, still accepted (a warning asks
-	// to rename it). A snapshot file written by an earlier version at
-	// that path is loaded once and replaced by a persist file; the old
-	// file is kept beside it, renamed.
-	Snapshot string `json:"snapshot,omitempty"`
-
 	logger *zap.Logger
-	path   string // Persist (or Snapshot) resolved and made absolute
+	path   string // Persist resolved and made absolute
 	held   []held
 }
 
 // held is a store this module opened, as one of its holders.
 type held struct {
 	appID string
-	s     *memoryStore
+	s     *sharedStore
 	h     *holder
 }
 
@@ -118,26 +112,16 @@ func (m *MemoryStore) Provision(ctx caddy.Context) error {
 	if m.MaxSessions == 0 {
 		m.MaxSessions = DefaultMaxSessions
 	}
-	name, file := "persist", m.Persist
-	if m.Snapshot != "" {
-		if m.Persist != "" {
-			return errors.New("persist and snapshot are the same setting (snapshot is its old name): give only persist")
-		}
-		name, file = "snapshot", m.Snapshot
-		m.logger.Warn("the memory store's subdirective snapshot is now called persist: rename it; "+
-			"the sessions are now written to the file as they change, and an old snapshot file is converted once",
-			zap.String("file", file))
-	}
-	if file != "" {
-		resolved, err := caddyconf.Resolve(caddy.NewReplacer(), name, file)
+	if m.Persist != "" {
+		resolved, err := caddyconf.Resolve(caddy.NewReplacer(), "persist", m.Persist)
 		if err != nil {
 			return err
 		}
 		if resolved == "" {
-			return fmt.Errorf("%s %q resolves to an empty path", name, file)
+			return fmt.Errorf("persist %q resolves to an empty path", m.Persist)
 		}
 		if m.path, err = filepath.Abs(resolved); err != nil {
-			return fmt.Errorf("%s: %v", name, err)
+			return fmt.Errorf("persist: %v", err)
 		}
 	}
 	return nil
@@ -163,7 +147,7 @@ func (m *MemoryStore) Open(ctx caddy.Context, appID string) (store.Store, error)
 		}
 	}
 	val, _, err := stores.LoadOrNew(appID, func() (caddy.Destructor, error) {
-		s := newMemoryStore(appID, m.MaxSessions, m.logger)
+		s := newSharedStore(appID, m.MaxSessions, m.logger)
 		if m.path != "" {
 			if err := s.openAtStart(m.path); err != nil {
 				return nil, err
@@ -176,7 +160,7 @@ func (m *MemoryStore) Open(ctx caddy.Context, appID string) (store.Store, error)
 		m.releaseFile()
 		return nil, err
 	}
-	s := val.(*memoryStore)
+	s := val.(*sharedStore)
 	h := &holder{cfg: ctx.Done(), path: m.path, maxSessions: m.MaxSessions, logger: m.logger}
 	if err := s.hold(h); err != nil {
 		stores.Delete(appID)
@@ -212,7 +196,7 @@ func (m *MemoryStore) Cleanup() error {
 // newest config's settings are the store's. Two sites of one config that
 // give the app's store different settings are a config error: which one
 // would apply is not for the order of the sites to decide.
-func (s *memoryStore) hold(h *holder) error {
+func (s *sharedStore) hold(h *holder) error {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	for _, o := range s.holders {
@@ -238,7 +222,7 @@ func (s *memoryStore) hold(h *holder) error {
 // release drops a config's use of the store. When the config that remains
 // newest gives other settings (a reload that failed after the store was
 // opened for it), they apply again.
-func (s *memoryStore) release(h *holder) {
+func (s *sharedStore) release(h *holder) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	i := slices.Index(s.holders, h)
@@ -254,7 +238,7 @@ func (s *memoryStore) release(h *holder) {
 }
 
 // apply makes h's settings the store's. The caller holds cfgMu.
-func (s *memoryStore) apply(h *holder) error {
+func (s *sharedStore) apply(h *holder) error {
 	prev := s.logger.Swap(h.logger)
 	if err := s.usePersist(h.path); err != nil {
 		s.logger.Store(prev) // (h's config fails: its logger goes with it)

@@ -1,11 +1,8 @@
 package memorystore
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,48 +14,10 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
-// The persist file is a bbolt database (go.etcd.io/bbolt: already linked
-// into every standard Caddy build, through its ACME server). It holds
-// what a restart needs and nothing else. Users are keyed by U, a length
-// byte and the openid, and everything of a user sorts together:
-//
-//	meta      "magic"   fileMagic
-//	          "version" fileVersion, in decimal
-//	          "app_id"  the app it belongs to
-//	users     U → crc, 3 lengths, session key, unionid, phone, country code
-//	sessions  U + token hash (32 bytes) → crc, expiry (unix ns)
-//	prevkeys  U → crc, expiry (unix ns), previous session key
-//
-// (a crc is 4 bytes, an expiry 8, a length 1; big-endian.) Every value
-// starts with the CRC-32C of its key and the rest of the value, so that a
-// damaged page is noticed at load rather than restored. Login results are
-// not kept: they are worth minutes, and a client that retries across a
-// restart just logs in again.
-//
-// Loading walks users and sessions side by side, both in U order: no
-// look-up per session. A revoke deletes the user's record and sessions in
-// one range, so nothing of a revoked user can be restored.
-//
-// Writes follow one rule: a write puts on disk what memory holds for a key
-// at the moment of the write (or deletes the key when memory has none),
-// inside bbolt's write transaction. Transactions run one at a time, so
-// whatever order two changes reach the disk in, the last one written
-// reads the newest state: the file never keeps a state that memory has
-// left behind. That makes every write idempotent (bbolt may run a batched
-// function twice) and lets removals that need no answer (expiry, the
-// session limit, a user's last session gone) be queued and written in the
-// background without racing a login of the same user.
-const (
-	fileMagic   = "caddy-wechat-auth memory store"
-	fileVersion = 1
-)
-
-var (
-	bucketMeta     = []byte("meta")
-	bucketSessions = []byte("sessions")
-	bucketUsers    = []byte("users")
-	bucketPrevKeys = []byte("prevkeys")
-)
+// The persist file as the store sees it: which file (swap), the write
+// that each change makes before it is answered (write), and the queue of
+// removals that need no answer, written in the background (flush). What a
+// write puts on disk is decided in writer.go; the bytes are format.go's.
 
 // errClosed answers a change made after the store was let go.
 var errClosed = errors.New("memory store: closed (Caddy is stopping)")
@@ -66,45 +25,6 @@ var errClosed = errors.New("memory store: closed (Caddy is stopping)")
 // flushChunk bounds the removals written per background transaction, so
 // that a login's write never waits long behind one.
 const flushChunk = 2048
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-func recordCRC(key, rest []byte) uint32 {
-	return crc32.Update(crc32.Update(0, crcTable, key), crcTable, rest)
-}
-
-// sealRecord fills in the CRC of a value whose first 4 bytes are for it.
-func sealRecord(key, v []byte) []byte {
-	binary.BigEndian.PutUint32(v, recordCRC(key, v[4:]))
-	return v
-}
-
-// openRecord checks the CRC and returns the value after it.
-func openRecord(key, v []byte) ([]byte, error) {
-	if len(v) < 4 || binary.BigEndian.Uint32(v) != recordCRC(key, v[4:]) {
-		return nil, errors.New("a record fails its checksum")
-	}
-	return v[4:], nil
-}
-
-// userKey is U: the length of the openid, then the openid (at most
-// maxField bytes: packUser refuses longer).
-func userKey(openid string) []byte {
-	k := make([]byte, 1, 1+len(openid)+len(store.TokenHash{}))
-	k[0] = byte(len(openid))
-	return append(k, openid...)
-}
-
-// sessionKey is U and the token hash.
-func sessionKey(openid string, th []byte) []byte { return append(userKey(openid), th...) }
-
-// splitSessionKey returns the U and the token hash of a session key.
-func splitSessionKey(k []byte) (u, th []byte, ok bool) {
-	if len(k) == 0 || len(k) != 1+int(k[0])+len(store.TokenHash{}) {
-		return nil, nil, false
-	}
-	return k[:1+k[0]], k[1+k[0]:], true
-}
 
 // diskFile is an open persist file.
 type diskFile struct {
@@ -115,7 +35,7 @@ type diskFile struct {
 // diskState is the store's persist file, if it has one, and the removals
 // waiting to be written to it.
 type diskState struct {
-	s      *memoryStore
+	s      *sharedStore
 	mu     sync.RWMutex // read-held by every write in flight; write-held to change f
 	f      *diskFile    // nil: nothing is persisted
 	closed bool         // the store is gone: a write is an error, not a no-op
@@ -213,7 +133,7 @@ func (d *diskState) queuePrevKey(openid string) {
 // flush writes the queued removals, a chunk per transaction, resting
 // between chunks (restFactor). A failure is logged (once a minute at most)
 // and the rest kept for the next flush.
-func (d *diskState) flush(s *memoryStore) {
+func (d *diskState) flush(s *sharedStore) {
 	if !d.on.Load() {
 		return
 	}
@@ -290,7 +210,7 @@ func (d *diskState) flush(s *memoryStore) {
 
 // close writes what is queued and closes the file (the last config
 // holding the store is gone: Caddy stops or the app left the config).
-func (d *diskState) close(s *memoryStore) error {
+func (d *diskState) close(s *sharedStore) error {
 	d.flush(s)
 	d.mu.Lock()
 	f := d.f
@@ -304,184 +224,4 @@ func (d *diskState) close(s *memoryStore) error {
 		return fmt.Errorf("memory store: closing %s: %v", f.path, err)
 	}
 	return nil
-}
-
-// diskWriter writes records inside one transaction, each the projection of
-// what memory holds now for its key.
-//
-// bbolt keeps the key and value given to Put until the transaction
-// commits, so each Put gets slices of its own.
-type diskWriter struct {
-	s                         *memoryStore
-	sessions, users, prevKeys *bolt.Bucket
-}
-
-func newDiskWriter(s *memoryStore, tx *bolt.Tx) *diskWriter {
-	return &diskWriter{
-		s:        s,
-		sessions: tx.Bucket(bucketSessions),
-		users:    tx.Bucket(bucketUsers),
-		prevKeys: tx.Bucket(bucketPrevKeys),
-	}
-}
-
-// bulk makes the buckets fill their pages (keys are written in order).
-func (w *diskWriter) bulk() {
-	for _, b := range []*bolt.Bucket{w.sessions, w.users, w.prevKeys} {
-		b.FillPercent = 0.95
-	}
-}
-
-// liveSession returns the expiry of th if memory has it as a live session
-// of openid.
-func (w *diskWriter) liveSession(openid string, th []byte) (time.Time, bool) {
-	v, exp, ok := w.s.shards[th[0]].GetWithExpiration(string(th))
-	if !ok {
-		return time.Time{}, false
-	}
-	u := v.(*memUser).u.Load()
-	return exp, u != nil && u.openID() == openid
-}
-
-// session writes the session th of openid as memory has it, or deletes it.
-func (w *diskWriter) session(openid string, th store.TokenHash) error {
-	return w.sessionAt(sessionKey(openid, th[:]))
-}
-
-// sessionAt is session, given the key.
-func (w *diskWriter) sessionAt(k []byte) error {
-	u, th, ok := splitSessionKey(k)
-	if !ok {
-		return nil // (never made by us)
-	}
-	exp, live := w.liveSession(string(u[1:]), th)
-	if !live { // gone, expired, revoked or now someone else's
-		return w.sessions.Delete(k)
-	}
-	b := make([]byte, 4+8)
-	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
-	return w.sessions.Put(k, sealRecord(k, b))
-}
-
-// user writes the record of openid as memory has it. When memory has none
-// (its last session gone, or revoked) the record goes, with its previous
-// key and its sessions that memory does not hold as live.
-func (w *diskWriter) user(openid string) error {
-	_, err := w.userRecord(openid)
-	return err
-}
-
-// userRecord is user, and reports whether memory has a record of openid.
-func (w *diskWriter) userRecord(openid string) (bool, error) {
-	w.s.mu.Lock()
-	rec := w.s.users[openid]
-	var p *packedUser
-	if rec != nil {
-		p = rec.u.Load()
-	}
-	w.s.mu.Unlock()
-	k := userKey(openid)
-	if p == nil {
-		if err := w.users.Delete(k); err != nil {
-			return false, err
-		}
-		return false, errors.Join(w.deadSessions(openid), w.prevKey(openid))
-	}
-	fields := p.buf[p.lens[0]:] // session key, unionid, phone, country code
-	b := make([]byte, 4+3, 4+3+len(fields))
-	copy(b[4:], p.lens[1:])
-	b = append(b, fields...)
-	return true, w.users.Put(k, sealRecord(k, b))
-}
-
-// revoked writes a revoke of openid: its record as memory has it (gone, or
-// a login made since), and none of the sessions it had.
-func (w *diskWriter) revoked(openid string) error {
-	has, err := w.userRecord(openid)
-	if err != nil || !has {
-		return err // (without a record, userRecord dropped its sessions)
-	}
-	return w.deadSessions(openid)
-}
-
-// deadSessions deletes every session of openid that memory does not hold
-// as live: after a revoke, all it had; a login made after the revoke
-// stays.
-func (w *diskWriter) deadSessions(openid string) error {
-	k := userKey(openid)
-	var dead [][]byte
-	c := w.sessions.Cursor()
-	for sk, _ := c.Seek(k); sk != nil && bytes.HasPrefix(sk, k); sk, _ = c.Next() {
-		if _, th, ok := splitSessionKey(sk); ok {
-			if _, live := w.liveSession(openid, th); live {
-				continue
-			}
-		}
-		dead = append(dead, bytes.Clone(sk))
-	}
-	for _, sk := range dead {
-		if err := w.sessions.Delete(sk); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// prevKey writes the previous session key of openid as memory has it, or
-// deletes it.
-func (w *diskWriter) prevKey(openid string) error {
-	k := userKey(openid)
-	v, exp, ok := w.s.prevKeys.GetWithExpiration(openid)
-	if ok {
-		w.s.mu.Lock()
-		ok = w.s.users[openid] != nil
-		w.s.mu.Unlock()
-	}
-	if !ok {
-		return w.prevKeys.Delete(k)
-	}
-	key := v.(string)
-	b := make([]byte, 4+8, 4+8+len(key))
-	binary.BigEndian.PutUint64(b[4:], uint64(exp.UnixNano()))
-	b = append(b, key...)
-	return w.prevKeys.Put(k, sealRecord(k, b))
-}
-
-// decodeUser reads a users record into a packed user: one allocation for
-// the five strings.
-func decodeUser(k, v []byte) (*packedUser, error) {
-	body, err := openRecord(k, v)
-	if err != nil {
-		return nil, err
-	}
-	if len(k) < 2 || int(k[0]) != len(k)-1 || len(body) < 3 {
-		return nil, errors.New("a user record is malformed")
-	}
-	openid, fields := k[1:], body[3:]
-	p := &packedUser{}
-	p.lens[0] = uint8(len(openid))
-	copy(p.lens[1:], body[:3])
-	rest := len(fields) - int(p.lens[1]) - int(p.lens[2]) - int(p.lens[3])
-	if rest < 0 || rest > maxField {
-		return nil, errors.New("a user record has bad lengths")
-	}
-	var b strings.Builder
-	b.Grow(len(openid) + len(fields))
-	b.Write(openid)
-	b.Write(fields)
-	p.buf = b.String()
-	return p, nil
-}
-
-// decodeExpiry reads a sessions or prevkeys record: the expiry, then the
-// rest.
-func decodeExpiry(k, v []byte) (int64, []byte, error) {
-	body, err := openRecord(k, v)
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(body) < 8 {
-		return 0, nil, errors.New("a record is too short")
-	}
-	return int64(binary.BigEndian.Uint64(body)), body[8:], nil
 }

@@ -1,57 +1,21 @@
 package memorystore
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/gob"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	bolt "go.etcd.io/bbolt"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
 )
-
-func TestMemoryStorePersistConformance(t *testing.T) {
-	storetest.Suite{Open: func(t *testing.T, appID string) store.Store {
-		s, _ := openMemory(t, &MemoryStore{Persist: filepath.Join(t.TempDir(), "s.db")}, appID, nil)
-		return s
-	}, Settle: settle}.Run(t)
-}
-
-// restart is what a restart does to a store: the last config lets it go
-// (Caddy stopping), and a new process opens the file.
-func restart(t *testing.T, cleanup func(), m func() *MemoryStore, app string) (*memoryStore, func()) {
-	t.Helper()
-	cleanup()
-	return openMemory(t, m(), app, nil)
-}
-
-// crash leaves the file as a killed process would: what the store had
-// queued for the background (removals) never reaches it. Closing a bbolt
-// file writes nothing; it only releases its lock for the next "process".
-func crash(s *memoryStore, cleanup func()) {
-	s.disk.on.Store(false)
-	s.disk.qmu.Lock()
-	s.disk.qSessions, s.disk.qUsers, s.disk.qPrevKeys = nil, nil, nil
-	s.disk.qmu.Unlock()
-	cleanup()
-}
 
 func TestMemoryStorePersistRoundTrip(t *testing.T) {
 	dir := t.TempDir()
@@ -190,21 +154,6 @@ func TestMemoryStorePersistRevokedStayDead(t *testing.T) {
 	wantCount(t, s, 1)
 }
 
-// fileKeys counts the records of a bucket of the store's open file.
-func fileKeys(t *testing.T, s *memoryStore, bucket []byte) int {
-	t.Helper()
-	s.disk.mu.RLock()
-	defer s.disk.mu.RUnlock()
-	n := 0
-	if err := s.disk.f.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucket).Stats().KeyN
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func TestMemoryStorePersistExpiredLeaveTheFile(t *testing.T) {
 	s, _ := openMemory(t, &MemoryStore{Persist: filepath.Join(t.TempDir(), "s.db")}, storetest.AppID(t, ""), nil)
 	const ttl = 2 * time.Second // (long enough for 100 writes under -race)
@@ -253,331 +202,6 @@ func TestMemoryStorePersistEvictionOrder(t *testing.T) {
 	storetest.MustLookup(t, s2, storetest.SeqHash(16))
 	if n := fileKeys(t, s2, bucketSessions); n != 5 {
 		t.Fatalf("%d sessions in the file after eviction, want 5", n)
-	}
-}
-
-// goodFile writes a persist file of app with n sessions and returns its
-// bytes. It is compacted (bbolt's Compact): no stale copy of a record in a
-// free page, so that every byte a test damages is live data.
-func goodFile(t *testing.T, file, app string, n int) []byte {
-	t.Helper()
-	s, stop := openMemory(t, &MemoryStore{Persist: file}, app, nil)
-	for i := range n {
-		storetest.MustCreate(t, s, storetest.SeqHash(i), store.User{OpenID: fmt.Sprintf("o-needle-%04d", i), SessionKey: "k"}, time.Hour)
-	}
-	stop()
-	src, err := bolt.Open(file, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := bolt.Open(file+".compact", 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bolt.Compact(dst, src, 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	src.Close()
-	dst.Close()
-	if err := os.Rename(file+".compact", file); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-// rewriteMeta changes a meta value of a closed persist file.
-func rewriteMeta(t *testing.T, file, key, value string) []byte {
-	t.Helper()
-	db, err := bolt.Open(file, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte(key), []byte(value)) }); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	data, _ := os.ReadFile(file)
-	return data
-}
-
-// writeLegacy writes a snapshot file the way versions before the persist
-// file did.
-func writeLegacy(t *testing.T, file, app string, users []store.User, sessions map[store.TokenHash]string, exp time.Time) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	sum := sha256.New()
-	w := bufio.NewWriter(io.MultiWriter(&buf, sum))
-	fmt.Fprintf(w, "%s %d %q\n", legacyMagic, legacyVersion, app)
-	enc := gob.NewEncoder(w)
-	for _, u := range users {
-		if err := enc.Encode(legacyRecord{User: u}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for h, openid := range sessions {
-		if err := enc.Encode(legacyRecord{User: store.User{OpenID: openid}, Hash: h[:], Expires: exp.UnixNano()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.Flush()
-	data := append(buf.Bytes(), sum.Sum(nil)...)
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-// setAsideFiles lists the files set aside next to file.
-func setAsideFiles(t *testing.T, file string) []string {
-	t.Helper()
-	m, err := filepath.Glob(file + ".*-2*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func TestMemoryStoreBadFilesSetAside(t *testing.T) {
-	app := storetest.AppID(t, "")
-	good := goodFile(t, filepath.Join(t.TempDir(), "good.db"), app, 600)
-	needle := bytes.Index(good, []byte("o-needle-0300"))
-	if needle < 0 {
-		t.Fatal("no record found in the file")
-	}
-	flipped := bytes.Clone(good)
-	flipped[needle+len("o-needle-0")] ^= 0x01 // an openid byte: its record's checksum fails
-	torn := bytes.Clone(good)
-	page := needle / 4096 * 4096
-	clear(torn[page : page+4096]) // a page that never reached the disk
-
-	otherBolt := filepath.Join(t.TempDir(), "other.db")
-	db, err := bolt.Open(otherBolt, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("certificates")); return err })
-	db.Close()
-	otherBoltData, _ := os.ReadFile(otherBolt)
-
-	legacyGood := func(t *testing.T, file, app string) []byte {
-		return writeLegacy(t, file, app, []store.User{{OpenID: "o", SessionKey: "k"}},
-			map[store.TokenHash]string{storetest.Hash("x"): "o"}, time.Now().Add(time.Hour))
-	}
-
-	cases := []struct {
-		name, reason, want string
-		data               func(t *testing.T, file string) []byte
-	}{
-		{"corrupt-record", "corrupt", "checksum", func(*testing.T, string) []byte { return flipped }},
-		{"torn-page", "corrupt", "", func(*testing.T, string) []byte { return torn }},
-		{"truncated", "corrupt", "", func(*testing.T, string) []byte { return good[:len(good)/2] }},
-		{"truncated-to-a-page", "corrupt", "", func(*testing.T, string) []byte { return good[:4096] }},
-		{"foreign", "foreign", "belongs to app", func(t *testing.T, file string) []byte {
-			return goodFile(t, file, app+"-other", 3)
-		}},
-		{"future-version", "future-version", "newer version", func(t *testing.T, file string) []byte {
-			goodFile(t, file, app, 3)
-			return rewriteMeta(t, file, "version", strconv.Itoa(fileVersion+1))
-		}},
-		{"another-bbolt-database", "not-ours", "not a persist file", func(*testing.T, string) []byte { return otherBoltData }},
-		{"text", "not-ours", "not a persist file", func(*testing.T, string) []byte { return []byte("my notes\n") }},
-		{"empty", "not-ours", "empty", func(*testing.T, string) []byte { return []byte{} }},
-		{"legacy-corrupt", "corrupt", "checksum", func(t *testing.T, file string) []byte {
-			d := legacyGood(t, file, app)
-			d[len(d)/2] ^= 0x40
-			return d
-		}},
-		{"legacy-truncated", "corrupt", "truncated", func(t *testing.T, file string) []byte {
-			return legacyGood(t, file, app)[:len(legacyMagic)+3]
-		}},
-		{"legacy-foreign", "foreign", "belongs to app", func(t *testing.T, file string) []byte { return legacyGood(t, file, app+"-x") }},
-		{"legacy-future", "future-version", "version 2", func(t *testing.T, file string) []byte {
-			d := legacyGood(t, file, app)
-			return bytes.Replace(d, []byte(legacyMagic+" 1 "), []byte(legacyMagic+" 2 "), 1)
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			file := filepath.Join(t.TempDir(), "x.db")
-			data := tc.data(t, file)
-			if err := os.WriteFile(file, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var logs *observer.ObservedLogs
-			s, stop := openMemory(t, &MemoryStore{Persist: file}, app, &logs)
-			wantCount(t, s, 0)
-			errs := logs.FilterLevelExact(zap.ErrorLevel).All()
-			if len(errs) != 1 || errs[0].ContextMap()["reason"] != tc.reason ||
-				!strings.Contains(fmt.Sprint(errs[0].ContextMap()["problem"]), tc.want) {
-				t.Fatalf("want one error log with reason %q mentioning %q, got %v", tc.reason, tc.want, logs.All())
-			}
-			// Set aside, byte for byte, under the name the log gives.
-			aside := setAsideFiles(t, file)
-			if len(aside) != 1 || aside[0] != errs[0].ContextMap()["moved_to"] || !strings.Contains(aside[0], "."+tc.reason+"-") {
-				t.Fatalf("set aside as %v; log %v", aside, errs[0].ContextMap())
-			}
-			if kept, _ := os.ReadFile(aside[0]); !bytes.Equal(kept, data) {
-				t.Fatal("the file set aside is not the original")
-			}
-			// The gateway works, and persists to a new file of its own.
-			h := storetest.Hash("after")
-			storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
-			s2, _ := restart(t, stop, func() *MemoryStore { return &MemoryStore{Persist: file} }, app)
-			storetest.MustLookup(t, s2, h)
-		})
-	}
-}
-
-func TestMemoryStoreLegacySnapshotConverted(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "wechat.snap")
-	app := storetest.AppID(t, "")
-	alice := store.User{OpenID: "o-alice", UnionID: "u", SessionKey: "k-alice", Phone: "13800001111", CountryCode: "86"}
-	bob := store.User{OpenID: "o-bob", SessionKey: "k-bob"}
-	exp := time.Now().Add(time.Hour).Truncate(time.Second)
-	old := writeLegacy(t, file, app, []store.User{alice, bob, {OpenID: "o-nosession", SessionKey: "k"}},
-		map[store.TokenHash]string{storetest.Hash("a"): "o-alice", storetest.Hash("b"): "o-bob", storetest.Hash("a2"): "o-alice"}, exp)
-
-	// The old subdirective name, as a Caddyfile of the old version has it.
-	var logs *observer.ObservedLogs
-	s, stop := openMemory(t, &MemoryStore{Snapshot: file}, app, &logs)
-	wantCount(t, s, 3)
-	if got := storetest.MustLookup(t, s, storetest.Hash("a")); got.User != alice || !got.ExpiresAt.Equal(exp) {
-		t.Fatalf("converted session %+v", got)
-	}
-	aside := setAsideFiles(t, file)
-	if len(aside) != 1 || !strings.Contains(aside[0], ".snapshot-v1-") {
-		t.Fatalf("old snapshot set aside as %v", aside)
-	}
-	if kept, _ := os.ReadFile(aside[0]); !bytes.Equal(kept, old) {
-		t.Fatal("the old snapshot was not kept as it was")
-	}
-	if logs.FilterMessageSnippet("converting").Len() != 1 {
-		t.Fatalf("conversion not logged: %v", logs.All())
-	}
-	// Loaded once: from now on it is a persist file.
-	s2, _ := restart(t, stop, func() *MemoryStore { return &MemoryStore{Persist: file} }, app)
-	wantCount(t, s2, 3)
-	if got := storetest.MustLookup(t, s2, storetest.Hash("b")).User; got != bob {
-		t.Fatalf("after the second start %+v", got)
-	}
-	if len(setAsideFiles(t, file)) != 1 {
-		t.Fatal("the converted file was set aside again")
-	}
-}
-
-func TestMemoryStorePersistPathProblemsFailTheConfig(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	open := func(file, app string) error {
-		m := &MemoryStore{Persist: file}
-		provisionIn(t, ctx, m)
-		_, err := m.Open(ctx, app)
-		if err == nil {
-			m.Cleanup()
-		}
-		return err
-	}
-
-	// A directory where the file should be is not set aside: it is a
-	// config error.
-	d := filepath.Join(dir, "adir")
-	os.Mkdir(d, 0o700)
-	if err := open(d, storetest.AppID(t, "d")); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Fatalf("a directory: %v", err)
-	}
-
-	// Two apps, one file.
-	shared := filepath.Join(dir, "shared.db")
-	openMemory(t, &MemoryStore{Persist: shared}, storetest.AppID(t, "a"), nil)
-	if err := open(shared, storetest.AppID(t, "b")); err == nil || !strings.Contains(err.Error(), "already used by app") {
-		t.Fatalf("two apps on one file: %v", err)
-	}
-
-	// A file another process holds (bbolt locks it) is not touched.
-	locked := filepath.Join(dir, "locked.db")
-	goodFile(t, locked, storetest.AppID(t, "l"), 1)
-	before, _ := os.ReadFile(locked)
-	db, err := bolt.Open(locked, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := open(locked, storetest.AppID(t, "l")); err == nil || !strings.Contains(err.Error(), "locked by another process") {
-		t.Fatalf("a locked file: %v", err)
-	}
-	if after, _ := os.ReadFile(locked); !bytes.Equal(after, before) || len(setAsideFiles(t, locked)) != 0 {
-		t.Fatal("a locked file was changed or moved")
-	}
-}
-
-// A reload that adds persist keeps every session and writes them all;
-// one that removes it keeps them too and sets the file aside (a later
-// start must not restore what it holds); a reload that failed after
-// opening the store gives the old settings back.
-func TestMemoryStoreReloadChangesPersist(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "w.db")
-	app := storetest.AppID(t, "")
-	ctx := context.Background()
-	// A stale file of ours from some earlier run, at the path.
-	stale := goodFile(t, file, app, 3)
-
-	s, stopPlain := openMemory(t, &MemoryStore{}, app, nil)
-	for i := range 500 {
-		storetest.MustCreate(t, s, storetest.SeqHash(i), store.User{OpenID: fmt.Sprint("o", i%50), SessionKey: "k"}, time.Hour)
-	}
-	var logs *observer.ObservedLogs
-	s2, stopPersist := openMemory(t, &MemoryStore{Persist: file}, app, &logs)
-	if s2 != s {
-		t.Fatal("adding persist made a new store")
-	}
-	stopPlain() // the old config goes
-	if aside := setAsideFiles(t, file); len(aside) != 1 || !strings.Contains(aside[0], ".stale-") {
-		t.Fatalf("the stale file: %v", aside)
-	} else if kept, _ := os.ReadFile(aside[0]); !bytes.Equal(kept, stale) {
-		t.Fatal("the stale file was changed")
-	}
-	if n := fileKeys(t, s, bucketSessions); n != 500 {
-		t.Fatalf("%d sessions written when persist was added, want 500", n)
-	}
-	if err := s.DeleteSession(ctx, storetest.SeqHash(0)); err != nil {
-		t.Fatal(err)
-	}
-	crash(s, stopPersist)
-	s, stopPersist = openMemory(t, &MemoryStore{Persist: file}, app, nil)
-	wantCount(t, s, 499)
-	storetest.WantNotFound(t, s, storetest.SeqHash(0))
-
-	// A reload that fails after opening the store with other settings
-	// (another module of the new config fails to provision): the old
-	// config's settings come back.
-	n0 := len(setAsideFiles(t, file))
-	_, cleanupFailed := openMemory(t, &MemoryStore{}, app, nil)
-	if s.disk.path() != "" || len(setAsideFiles(t, file)) != n0+1 {
-		t.Fatal("the new config's settings did not apply")
-	}
-	cleanupFailed()
-	if s.disk.path() != file {
-		t.Fatalf("after the failed reload the store persists to %q", s.disk.path())
-	}
-	if n := fileKeys(t, s, bucketSessions); n != 499 {
-		t.Fatalf("%d sessions in the file after the failed reload", n)
-	}
-
-	// Removing persist: sessions stay, the file is set aside.
-	s3, _ := openMemory(t, &MemoryStore{}, app, nil)
-	stopPersist()
-	if s3 != s || s.disk.path() != "" {
-		t.Fatal("removing persist")
-	}
-	storetest.MustLookup(t, s, storetest.SeqHash(1))
-	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the file no longer used is still at the path: %v", err)
 	}
 }
 
@@ -717,7 +341,7 @@ func TestMemoryStorePersistLogoutOfALeftSession(t *testing.T) {
 	app := storetest.AppID(t, "")
 	cfg := func() *MemoryStore { return &MemoryStore{Persist: file} }
 	ctx := context.Background()
-	leave := func(s *memoryStore, th store.TokenHash) { s.shard(&th).Delete(string(th[:])) }
+	leave := func(s *sharedStore, th store.TokenHash) { s.shard(&th).Delete(string(th[:])) }
 
 	s, stop := openMemory(t, cfg(), app, nil)
 	bob, carol := storetest.Hash("bob"), storetest.Hash("carol")

@@ -2,12 +2,9 @@ package memorystore
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,31 +15,30 @@ import (
 )
 
 // Starting from a persist file and moving to another: what a start finds
-// at the path (ours, a legacy snapshot, something to set aside), loading
-// it into memory, writing memory out to a new file, and a reload that
-// adds, moves or removes persist. The file's format and the writes that
-// follow each change are in persist.go.
+// at the path (ours, or something to set aside), loading it into memory,
+// writing memory out to a new file, and a reload that adds, moves or
+// removes persist. The file's format is in format.go, the writes that
+// follow each change in persist.go and writer.go.
 
-// openAtStart gives a new store its persist file: it loads ours, converts
-// a legacy snapshot, sets anything else aside, and starts a new file where
-// there is none. A file it cannot make sense of costs the sessions in it,
-// never the start of the gateway; only a path it cannot use at all (a
-// directory, no permission, a file locked by another process) is an error.
-func (s *memoryStore) openAtStart(path string) error {
+// openAtStart gives a new store its persist file: it loads ours, sets
+// anything else aside, and starts a new file where there is none. A file
+// it cannot make sense of costs the sessions in it, never the start of the
+// gateway; only a path it cannot use at all (a directory, no permission, a
+// file locked by another process) is an error.
+func (s *sharedStore) openAtStart(path string) error {
 	logger := s.logger.Load().With(zap.String("file", path))
 	v, reason, why, err := identify(path, s.appID)
 	if err != nil {
 		return fmt.Errorf("memory store: persist file %s: %w", path, err)
 	}
-	var restored int
-	switch v {
-	case fileOurs:
+	if v == fileOurs {
 		f, err := openBolt(path, false)
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("memory store: persist file %s: %w", path, errInUse)
 		}
 		if err == nil {
 			t0 := time.Now()
+			var restored int
 			if restored, err = s.load(f); err == nil {
 				s.disk.swap(&diskFile{db: f, path: path})
 				logger.Info("restored sessions", zap.Int("sessions", restored), zap.Duration("took", time.Since(t0)))
@@ -52,50 +48,44 @@ func (s *memoryStore) openAtStart(path string) error {
 			s.resetMemory()
 		}
 		v, reason, why = fileSetAside, "corrupt", err
-	case fileLegacy:
-		restored, err = s.loadLegacy(path)
-		if err != nil {
-			s.resetMemory()
-			var le *legacyError
-			reason, why = "corrupt", err
-			if errors.As(err, &le) {
-				reason = le.reason
-			}
-		} else {
-			reason = "snapshot-v1"
-		}
 	}
-	if v != fileMissing {
+	_, err = s.replaceFile(path, v != fileMissing, reason, func(to string) {
+		logger.Error("persist file set aside; starting with no sessions",
+			zap.String("reason", reason), zap.NamedError("problem", why), zap.String("moved_to", to))
+	})
+	return err
+}
+
+// replaceFile makes a new persist file at path the store's, written from
+// memory, and returns the file it replaces (nil: none). What is at path
+// (present) is set aside first under reason, and logAside is told its new
+// name. If memory cannot be written out, the old file is the store's
+// again and the new one is closed: the store is as it was.
+func (s *sharedStore) replaceFile(path string, present bool, reason string, logAside func(to string)) (*diskFile, error) {
+	if present {
 		to, err := setAside(path, reason)
 		if err != nil {
-			return fmt.Errorf("memory store: setting %s aside: %v", path, err)
+			return nil, fmt.Errorf("memory store: setting %s aside: %v", path, err)
 		}
-		if reason == "snapshot-v1" {
-			logger.Info("converting the snapshot file of an earlier version to a persist file; the old file is kept",
-				zap.Int("sessions", restored), zap.String("moved_to", to))
-		} else {
-			logger.Error("persist file set aside; starting with no sessions",
-				zap.String("reason", reason), zap.NamedError("problem", why), zap.String("moved_to", to))
-		}
+		logAside(to)
 	}
-	f, err := createFile(path, s.appID)
+	nf, err := createFile(path, s.appID)
 	if err != nil {
-		return fmt.Errorf("memory store: creating persist file %s: %v", path, err)
+		return nil, fmt.Errorf("memory store: creating persist file %s: %v", path, err)
 	}
-	s.disk.swap(f)
-	if restored > 0 {
-		if err := s.dump(f); err != nil {
-			// The store is dropped: release the file and its lock.
-			s.disk.swap(nil)
-			f.db.Close()
-			return fmt.Errorf("memory store: writing persist file %s: %v", path, err)
-		}
+	// The new file is the store's before the dump: changes made meanwhile
+	// are written by their own calls (see dump).
+	old := s.disk.swap(nf)
+	if err := s.dump(nf); err != nil {
+		s.disk.swap(old)
+		nf.db.Close() // (releases its lock)
+		return nil, fmt.Errorf("memory store: writing persist file %s: %v", path, err)
 	}
-	return nil
+	return old, nil
 }
 
 // resetMemory empties a store whose load failed half way.
-func (s *memoryStore) resetMemory() {
+func (s *sharedStore) resetMemory() {
 	s.mu.Lock()
 	s.users = make(map[string]*memUser)
 	s.revoked = 0
@@ -109,7 +99,7 @@ func (s *memoryStore) resetMemory() {
 // gone, users without a session and stale previous keys are left out, and
 // queued for removal from the file. Any damage (a bad checksum, a
 // malformed record, a page bbolt cannot read) fails it as a whole.
-func (s *memoryStore) load(f *bolt.DB) (int, error) {
+func (s *sharedStore) load(f *bolt.DB) (int, error) {
 	now := time.Now().UnixNano()
 	// Sessions are read in U order, which scatters them over the shards;
 	// they are gathered per shard first and each shard's map is then made
@@ -261,7 +251,7 @@ func (s *memoryStore) load(f *bolt.DB) (int, error) {
 // transaction. f is already the store's persist file: changes made
 // meanwhile are written by their own calls, and each record written here
 // is what memory holds at the time, so the two never disagree.
-func (s *memoryStore) dump(f *diskFile) error {
+func (s *sharedStore) dump(f *diskFile) error {
 	const chunk = 20000
 	write := func(n int, put func(*diskWriter, int) error) error {
 		for start := 0; start < n; start += chunk {
@@ -282,49 +272,20 @@ func (s *memoryStore) dump(f *diskFile) error {
 		return nil
 	}
 
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.users))
-	for id := range s.users {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(ids, cmpUserKey)
+	ids := s.userIDs()
 	if err := write(len(ids), func(w *diskWriter, i int) error { return w.user(ids[i]) }); err != nil {
 		return err
 	}
-	ids = ids[:0]
-	for id := range s.prevKeys.Items() {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, cmpUserKey)
+	ids = s.prevKeyIDs()
 	if err := write(len(ids), func(w *diskWriter, i int) error { return w.prevKey(ids[i]) }); err != nil {
 		return err
 	}
-	// Sessions in U order, as (openid, hash) pairs of strings memory
-	// already holds: nothing is copied until it is written.
-	type ref struct{ openid, th string }
-	refs := make([]ref, 0, s.size.Load())
-	for _, sh := range s.shards {
-		for th, it := range sh.Items() {
-			if u := it.Object.(*memUser).u.Load(); u != nil {
-				refs = append(refs, ref{u.openID(), th})
-			}
-		}
-	}
-	slices.SortFunc(refs, func(a, b ref) int {
-		return cmp.Or(cmpUserKey(a.openid, b.openid), strings.Compare(a.th, b.th))
-	})
+	// Sessions as (openid, hash) pairs of strings memory already holds:
+	// nothing is copied until it is written.
+	refs := s.sessionRefs()
 	return write(len(refs), func(w *diskWriter, i int) error {
 		return w.sessionAt(sessionKey(refs[i].openid, []byte(refs[i].th)))
 	})
-}
-
-// cmpUserKey orders openids as their U keys sort: by length, then bytes.
-func cmpUserKey(a, b string) int {
-	if len(a) != len(b) {
-		return len(a) - len(b)
-	}
-	return strings.Compare(a, b)
 }
 
 // usePersist makes path the store's persist file ("": none) while the
@@ -334,37 +295,26 @@ func cmpUserKey(a, b string) int {
 // is written from memory before usePersist returns. The file left behind
 // is closed and set aside too: it stops following the sessions, and a
 // later start must not restore it.
-func (s *memoryStore) usePersist(path string) error {
-	cur := s.disk.path()
-	if path == cur {
+func (s *sharedStore) usePersist(path string) error {
+	if path == s.disk.path() {
 		return nil
 	}
 	logger := s.logger.Load()
-	var nf *diskFile
-	if path != "" {
+	var old *diskFile
+	if path == "" {
+		old = s.disk.swap(nil)
+	} else {
 		v, _, _, err := identify(path, s.appID)
 		if err != nil {
 			return fmt.Errorf("memory store: persist file %s: %w", path, err)
 		}
-		if v != fileMissing {
-			to, err := setAside(path, "stale")
-			if err != nil {
-				return fmt.Errorf("memory store: setting %s aside: %v", path, err)
-			}
+		t0 := time.Now()
+		old, err = s.replaceFile(path, v != fileMissing, "stale", func(to string) {
 			logger.Warn("persist file set aside: the sessions in memory are newer",
 				zap.String("file", path), zap.String("moved_to", to))
-		}
-		if nf, err = createFile(path, s.appID); err != nil {
-			return fmt.Errorf("memory store: creating persist file %s: %v", path, err)
-		}
-	}
-	old := s.disk.swap(nf)
-	if nf != nil {
-		t0 := time.Now()
-		if err := s.dump(nf); err != nil {
-			s.disk.swap(old)
-			nf.db.Close()
-			return fmt.Errorf("memory store: writing persist file %s: %v", path, err)
+		})
+		if err != nil {
+			return err
 		}
 		n, _ := s.Count(context.Background())
 		logger.Info("persisting sessions", zap.String("file", path), zap.Int("sessions", n), zap.Duration("took", time.Since(t0)))

@@ -24,7 +24,7 @@ import (
 // on the others.
 const numShards = 256
 
-// memoryStore is the Store shared by every config of one app.
+// sharedStore is the Store shared by every config of one app.
 //
 // Sessions live in go-caches keyed by the 32 bytes of the token hash,
 // each entry holding the *memUser and expiring with the session. There is
@@ -35,8 +35,41 @@ const numShards = 256
 // sessions (the expiry sweep, the session limit) runs in the housekeeping
 // goroutine, one shard at a time (housekeeping.go); what must outlive a
 // restart is written to the persist file before the call that changed it
-// returns (persist.go).
-type memoryStore struct {
+// returns (persist.go, writer.go), which reads memory through the methods
+// of memview.go only.
+//
+// Lock order. A lock may be taken while holding those above it, never
+// one below; every lock not listed as nested is taken with none held.
+//
+//  1. the usage pool's entry of the app (caddy.UsagePool): held by
+//     LoadOrNew while it builds the store, so openAtStart (swap, load)
+//     runs under it.
+//  2. cfgMu: held by hold and release for the whole of apply, so a
+//     reload's usePersist (identify, replaceFile, dump, swap) runs under
+//     it. Two reloads never switch files at once.
+//  3. revoking: read-held by RevokeUser across its disk write; DeleteSession
+//     takes it alone, to wait for the revokes still writing.
+//  4. disk.flushMu: held by flush across all its chunks, rests included.
+//  5. disk.mu: read-held by each write and each flush chunk for its bbolt
+//     transaction, write-held by swap and close (which so wait for the
+//     writes in flight to the file they take away).
+//  6. bbolt's own: the file's flock (other processes; openBolt gives up
+//     after lockWait), Batch's batch lock, then the one write transaction
+//     at a time. The disk writer runs inside the transaction and reads
+//     memory there (memview.go), so mu and go-cache's are taken under it.
+//  7. mu: held by CreateSession, BindPhone and RevokeUser only for the
+//     change in memory, released before their disk write (a login never
+//     waits for the disk with mu held); by the OnEvicted hooks, Count
+//     and the trim's estimate with none held; by the read methods of
+//     memview.go inside bbolt's transaction.
+//  8. go-cache's: a shard's, prevKeys', results' (each its own).
+//     CreateSession sets a shard and the previous key with mu held,
+//     RevokeUser deletes the previous key with it. go-cache runs
+//     OnEvicted after releasing its own lock, so the hooks (which take mu
+//     and disk.qmu) never run under one.
+//  9. disk.qmu: the removal queue, a leaf; taken under mu when a previous
+//     key deleted in CreateSession or RevokeUser is queued by its hook.
+type sharedStore struct {
 	appID       string
 	maxSessions atomic.Int64
 	logger      atomic.Pointer[zap.Logger]
@@ -66,10 +99,10 @@ type memoryStore struct {
 	done      chan struct{}
 }
 
-// newMemoryStore makes an empty store. The caller loads a persist file
+// newSharedStore makes an empty store. The caller loads a persist file
 // into it, if there is one, before starting the housekeeper (start).
-func newMemoryStore(appID string, maxSessions int, logger *zap.Logger) *memoryStore {
-	s := &memoryStore{
+func newSharedStore(appID string, maxSessions int, logger *zap.Logger) *sharedStore {
+	s := &sharedStore{
 		appID:     appID,
 		results:   cache.New(cache.NoExpiration, 0),
 		prevKeys:  cache.New(cache.NoExpiration, 0),
@@ -90,7 +123,7 @@ func newMemoryStore(appID string, maxSessions int, logger *zap.Logger) *memorySt
 // setShards makes the shards from the items of each (nil: empty). The
 // caches get no janitor of their own (that goroutine ends only when a
 // finalizer runs): the housekeeper sweeps them.
-func (s *memoryStore) setShards(items *[numShards]map[string]cache.Item) {
+func (s *sharedStore) setShards(items *[numShards]map[string]cache.Item) {
 	n := 0
 	for i := range s.shards {
 		m := map[string]cache.Item(nil)
@@ -107,12 +140,12 @@ func (s *memoryStore) setShards(items *[numShards]map[string]cache.Item) {
 	s.size.Store(int64(n))
 }
 
-func (s *memoryStore) shard(th *store.TokenHash) *cache.Cache { return s.shards[th[0]] }
+func (s *sharedStore) shard(th *store.TokenHash) *cache.Cache { return s.shards[th[0]] }
 
 // Destruct is called by the usage pool when the last config holding the
 // store is cleaned up: stop the housekeeper, write what it had not yet
 // written, and close the persist file.
-func (s *memoryStore) Destruct() error {
+func (s *sharedStore) Destruct() error {
 	close(s.stop)
 	<-s.done
 	return s.disk.close(s)
@@ -122,7 +155,7 @@ func (s *memoryStore) Destruct() error {
 // deletion of a session (expiry, logout, the session limit), outside the
 // shard's lock. It keeps the counters, drops the user record with its
 // last session, and queues the removal for the persist file.
-func (s *memoryStore) sessionRemoved(key string, v any) {
+func (s *sharedStore) sessionRemoved(key string, v any) {
 	rec := v.(*memUser)
 	s.size.Add(-1)
 	last := false
@@ -141,9 +174,9 @@ func (s *memoryStore) sessionRemoved(key string, v any) {
 }
 
 // prevKeyRemoved is the OnEvicted hook of the previous keys.
-func (s *memoryStore) prevKeyRemoved(openid string, _ any) { s.disk.queuePrevKey(openid) }
+func (s *sharedStore) prevKeyRemoved(openid string, _ any) { s.disk.queuePrevKey(openid) }
 
-func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in store.User, ttl, keyGrace time.Duration) (time.Time, error) {
+func (s *sharedStore) CreateSession(_ context.Context, th store.TokenHash, in store.User, ttl, keyGrace time.Duration) (time.Time, error) {
 	if in.OpenID == "" {
 		return time.Time{}, errors.New("memory store: empty openid")
 	}
@@ -217,7 +250,7 @@ func (s *memoryStore) CreateSession(_ context.Context, th store.TokenHash, in st
 // Lookup is the hot path: one read-locked map look-up in one shard and an
 // atomic load, no allocation (string(th[:]) is 32 bytes and does not
 // escape, so the compiler keeps it on the stack), no disk.
-func (s *memoryStore) Lookup(_ context.Context, th store.TokenHash) (store.Session, error) {
+func (s *sharedStore) Lookup(_ context.Context, th store.TokenHash) (store.Session, error) {
 	sh := s.shard(&th)
 	v, exp, ok := sh.GetWithExpiration(string(th[:]))
 	if !ok {
@@ -231,7 +264,7 @@ func (s *memoryStore) Lookup(_ context.Context, th store.TokenHash) (store.Sessi
 	return store.Session{User: u.user(), ExpiresAt: exp}, nil
 }
 
-func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error {
+func (s *sharedStore) DeleteSession(_ context.Context, th store.TokenHash) error {
 	sh := s.shard(&th)
 	v, found := sh.Get(string(th[:]))
 	sh.Delete(string(th[:]))
@@ -266,7 +299,7 @@ func (s *memoryStore) DeleteSession(_ context.Context, th store.TokenHash) error
 // even when memory has none of them: a revoke retried after a failed
 // write, or of a user whose sessions left memory just now, still reaches
 // the disk before it is answered.
-func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) {
+func (s *sharedStore) RevokeUser(_ context.Context, openid string) (int, error) {
 	s.revoking.RLock()
 	defer s.revoking.RUnlock()
 	s.mu.Lock()
@@ -286,7 +319,7 @@ func (s *memoryStore) RevokeUser(_ context.Context, openid string) (int, error) 
 	return n, nil
 }
 
-func (s *memoryStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
+func (s *sharedStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
 	s.mu.Lock()
 	rec := s.users[openid]
 	if rec == nil || rec.expired(time.Now()) {
@@ -306,7 +339,7 @@ func (s *memoryStore) BindPhone(_ context.Context, openid, phone, countryCode st
 	return s.disk.write(func(w *diskWriter) error { return w.user(openid) })
 }
 
-func (s *memoryStore) PreviousSessionKey(_ context.Context, openid string) (string, error) {
+func (s *sharedStore) PreviousSessionKey(_ context.Context, openid string) (string, error) {
 	v, ok := s.prevKeys.Get(openid)
 	if !ok {
 		return "", store.ErrNotFound
@@ -314,7 +347,7 @@ func (s *memoryStore) PreviousSessionKey(_ context.Context, openid string) (stri
 	return v.(string), nil
 }
 
-func (s *memoryStore) PutLoginResult(_ context.Context, key string, sealed []byte, ttl time.Duration) error {
+func (s *sharedStore) PutLoginResult(_ context.Context, key string, sealed []byte, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("memory store: login result ttl must be positive, got %v", ttl)
 	}
@@ -322,7 +355,7 @@ func (s *memoryStore) PutLoginResult(_ context.Context, key string, sealed []byt
 	return nil
 }
 
-func (s *memoryStore) GetLoginResult(_ context.Context, key string) ([]byte, error) {
+func (s *sharedStore) GetLoginResult(_ context.Context, key string) ([]byte, error) {
 	v, ok := s.results.Get(key)
 	if !ok {
 		return nil, store.ErrNotFound
@@ -333,7 +366,7 @@ func (s *memoryStore) GetLoginResult(_ context.Context, key string) ([]byte, err
 // Count reads two counters; it touches no shard. Sessions that expired
 // since the sweep last passed their shard (at most a minute ago) are still
 // counted.
-func (s *memoryStore) Count(context.Context) (int, error) {
+func (s *sharedStore) Count(context.Context) (int, error) {
 	s.mu.Lock()
 	revoked := s.revoked
 	s.mu.Unlock()
@@ -342,6 +375,6 @@ func (s *memoryStore) Count(context.Context) (int, error) {
 
 // Interface guards
 var (
-	_ store.Store      = (*memoryStore)(nil)
-	_ caddy.Destructor = (*memoryStore)(nil)
+	_ store.Store      = (*sharedStore)(nil)
+	_ caddy.Destructor = (*sharedStore)(nil)
 )

@@ -15,8 +15,8 @@ import (
 // place: an update stores a new one, so Lookup reads it without a lock.
 type memUser struct {
 	u   atomic.Pointer[packedUser] // nil once revoked: all its tokens are dead
-	n   int32                      // cache entries pointing here; guarded by memoryStore.mu
-	exp uint32                     // latest expiry of those, unix seconds rounded up; guarded by memoryStore.mu
+	n   int32                      // cache entries pointing here; guarded by sharedStore.mu
+	exp uint32                     // latest expiry of those, unix seconds rounded up; guarded by sharedStore.mu
 }
 
 // packedUser is an immutable store.User whose five strings share one
@@ -75,7 +75,7 @@ func (p *packedUser) user() store.User {
 // storeUser makes p the user of rec, keying s.users by p's own openid
 // bytes so that an older buffer is not kept alive by the map key. The
 // caller holds s.mu.
-func (s *memoryStore) storeUser(rec *memUser, p *packedUser) {
+func (s *sharedStore) storeUser(rec *memUser, p *packedUser) {
 	delete(s.users, p.openID())
 	rec.u.Store(p)
 	s.users[p.openID()] = rec
