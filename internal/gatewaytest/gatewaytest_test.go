@@ -10,13 +10,11 @@ import (
 	"time"
 )
 
-// fakeCaddy makes this test binary stand in for Caddy in a child process:
+// TestMain makes this test binary, started by Self, stand in for Caddy:
 // it logs ServingLine (or, with FAKE_CADDY_FAIL, exits at once) and runs
 // until SIGINT, which it logs.
-const fakeCaddy = "GATEWAYTEST_FAKE_CADDY"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(fakeCaddy) != "" {
+	if IsSelf() {
 		if os.Getenv("FAKE_CADDY_FAIL") != "" {
 			fmt.Fprintln(os.Stderr, "Error: adapting config: nonsense")
 			os.Exit(1)
@@ -34,11 +32,12 @@ func TestMain(m *testing.M) {
 }
 
 func fake(t *testing.T, env ...string) Options {
-	self, err := os.Executable()
+	o, err := Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Options{Bin: self, Dir: t.TempDir(), Caddyfile: ":1 {\n}\n", Env: append(env, fakeCaddy+"=1")}
+	o.Dir, o.Caddyfile, o.Env = t.TempDir(), ":1 {\n}\n", append(o.Env, env...)
+	return o
 }
 
 func TestRunStopKillRestart(t *testing.T) {
@@ -120,4 +119,35 @@ func TestPoll(t *testing.T) {
 		t.Fatal("Poll held a condition that never did")
 	}
 	Eventually(t, time.Second, "at once", func() bool { return true })
+}
+
+func TestMockedGatewayCaddyfile(t *testing.T) {
+	got := MockedGateway{Admin: 1, Storage: "/data", AppID: "wx1", AppSecret: "s", Mock: 3,
+		Sites: []GatewaySite{{Port: 2, Store: "\t\tstore memory\n", Respond: "{http.auth.user.id}"}}}.Caddyfile()
+	want := `{
+	admin 127.0.0.1:1
+	persist_config off
+	storage file_system /data
+}
+
+http://127.0.0.1:2 {
+	wechat_auth {
+		app_id wx1
+		app_secret s
+		api_base http://127.0.0.1:3
+		store memory
+	}
+	respond "{http.auth.user.id}"
+}
+
+http://127.0.0.1:3 {
+	wechat_mock {
+		app_id wx1
+		app_secret s
+	}
+}
+`
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
 }

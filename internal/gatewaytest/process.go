@@ -23,6 +23,27 @@ import (
 	"time"
 )
 
+// SelfEnv is set in the environment of a gateway that is the test binary
+// itself (see Self).
+const SelfEnv = "GATEWAYTEST_SELF"
+
+// Self is the Options of a gateway that is the running test binary: a
+// test package whose TestMain, when IsSelf, runs Caddy's command line
+// (caddycmd.Main) instead of its tests. Such a gateway has the package's
+// code and modules, built as its tests are (with -race under -race),
+// with no build of its own. Dir and Caddyfile are for the caller.
+func Self() (Options, error) {
+	// Not os.Args[0]: caddytest rewrites os.Args.
+	bin, err := os.Executable()
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{Bin: bin, Env: []string{SelfEnv + "=1"}}, nil
+}
+
+// IsSelf tells a TestMain that its process is a gateway started by Self.
+func IsSelf() bool { return os.Getenv(SelfEnv) != "" }
+
 // ServingLine is what `caddy run` logs once it serves its configuration:
 // the default readiness of a gateway.
 const ServingLine = "serving initial configuration"
