@@ -58,41 +58,12 @@ func (g *gateway) caddyfile() string {
 	if g.noPersist {
 		store = ""
 	}
-	second := ""
+	sites := []gatewaytest.GatewaySite{{Port: g.port, Store: store, Respond: fmt.Sprintf("{http.auth.user.id} {http.auth.user.phone} gen%d", g.generation)}}
 	if g.second != "" {
-		second = fmt.Sprintf(`
-http://127.0.0.1:%d {
-	wechat_auth {
-		app_id %s
-		app_secret crash-test-secret
-		api_base http://127.0.0.1:%d
-%s	}
-	respond "{http.auth.user.id} second"
-}
-`, g.port2, procApp, g.mock, g.second)
+		sites = append(sites, gatewaytest.GatewaySite{Port: g.port2, Store: g.second, Respond: "{http.auth.user.id} second"})
 	}
-	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	storage file_system %s
-}
-
-http://127.0.0.1:%d {
-	wechat_auth {
-		app_id %s
-		app_secret crash-test-secret
-		api_base http://127.0.0.1:%d
-%s	}
-	respond "{http.auth.user.id} {http.auth.user.phone} gen%d"
-}
-%s
-http://127.0.0.1:%d {
-	wechat_mock {
-		app_id %s
-		app_secret crash-test-secret
-	}
-}
-`, g.admin, filepath.Join(g.dir, "data"), g.port, procApp, g.mock, store, g.generation, second, g.mock, procApp)
+	return gatewaytest.MockedGateway{Admin: g.admin, Storage: filepath.Join(g.dir, "data"),
+		AppID: procApp, AppSecret: "crash-test-secret", Mock: g.mock, Sites: sites}.Caddyfile()
 }
 
 // start runs the gateway on the current caddyfile the first time, and
