@@ -128,6 +128,23 @@ func pickPorts(t *testing.T, ports []*demoPort) {
 	}
 }
 
+// exampleOnFreePorts is the checkout's Caddyfile.example with its ports
+// moved to free ones, and those ports.
+func exampleOnFreePorts(t *testing.T, root string) (string, []*demoPort) {
+	t.Helper()
+	example, err := os.ReadFile(filepath.Join(root, "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := demoPorts()
+	pickPorts(t, ports)
+	rewritten, err := rewritePorts(string(example), ports)
+	if err != nil {
+		t.Fatalf("Caddyfile.example: %v", err)
+	}
+	return rewritten, ports
+}
+
 // demoAddr matches a demo port where Caddyfile.example names one.
 var demoAddr = regexp.MustCompile(`\b(localhost|127\.0\.0\.1):(\d+)\b`)
 
@@ -249,17 +266,7 @@ func TestDemoWithXcaddyBinary(t *testing.T) {
 		}
 	}
 
-	// Caddyfile.example, on ports of the test's own.
-	example, err := os.ReadFile(filepath.Join(root, "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports := demoPorts()
-	pickPorts(t, ports)
-	rewritten, err := rewritePorts(string(example), ports)
-	if err != nil {
-		t.Fatalf("Caddyfile.example: %v", err)
-	}
+	rewritten, ports := exampleOnFreePorts(t, root)
 	caddy := startCaddy(t, bin, root, rewritten, ports)
 	gateway := "http://localhost:" + strconv.Itoa(ports[0].port)
 	mock := "http://localhost:" + strconv.Itoa(ports[1].port)
