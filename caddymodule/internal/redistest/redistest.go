@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // Server is a redis-server process started by a test.
@@ -244,15 +246,9 @@ func (r *Server) Resume() {
 	r.cmd.Process.Signal(syscall.SIGCONT)
 }
 
-// eventually polls cond every 20ms until it holds, failing the test with
-// what after within.
+// eventually is gatewaytest.Eventually, its failures marked as this
+// package's.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("redistest: %s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	gatewaytest.Eventually(t, within, "redistest: "+what, cond)
 }
