@@ -86,7 +86,7 @@ func startOn(t testing.TB, port int, tc *TLS, dir string, leading, extra []strin
 	for attempt := 0; ; attempt++ {
 		r.port = port
 		if port == 0 || attempt > 0 {
-			r.port = FreePort(t)
+			r.port = gatewaytest.FreePort(t)
 		}
 		args := append([]string(nil), leading...)
 		if tc != nil {
@@ -112,16 +112,6 @@ func startOn(t testing.TB, port int, tc *TLS, dir string, leading, extra []strin
 	}
 	t.Cleanup(r.Stop)
 	return r
-}
-
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is the server's host:port.
