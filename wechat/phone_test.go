@@ -34,7 +34,7 @@ func TestPhoneNumber(t *testing.T) {
 	// the phone code "carol", and the other way round.
 	login(t, c, "carol")
 	phone(t, c, "carol")
-	if _, err := c.PhoneNumber(ctx(t), "carol"); apiCode(err) != 40163 {
+	if _, err := c.PhoneNumber(ctx(t), "carol", openidOf("carol")); apiCode(err) != 40163 {
 		t.Errorf("reused phone code: err = %v", err)
 	}
 }
@@ -64,7 +64,7 @@ func TestPhoneNumberErrors(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup()
 			}
-			if _, err := c.PhoneNumber(ctx(t), tt.code); !tt.check(err) {
+			if _, err := c.PhoneNumber(ctx(t), tt.code, openidOf(tt.code)); !tt.check(err) {
 				t.Errorf("err = %v (%T)", err, err)
 			}
 		})

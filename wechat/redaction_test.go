@@ -84,7 +84,7 @@ func TestNoSecretInErrors(t *testing.T) {
 		if setup != nil {
 			setup()
 		}
-		_, err := c.PhoneNumber(ctx(t), "code")
+		_, err := c.PhoneNumber(ctx(t), "code", openidOf("code"))
 		return err
 	}
 	for _, code := range []int{-1, 40029, 40163, 41008, 40226, 45011, 40013, 40125, 99999} {
@@ -113,7 +113,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	refused := wechat.NewClient(appID, secret, wechat.WithBaseURL(closedURL))
 	_, err = refused.Code2Session(ctx(t), "code")
 	add("login refused", err)
-	_, err = refused.PhoneNumber(ctx(t), "code")
+	_, err = refused.PhoneNumber(ctx(t), "code", openidOf("code"))
 	add("token refused", err)
 	leaky := wechat.NewClient(appID, secret, wechat.WithBaseURL(srv.URL), wechat.WithHTTPClient(&http.Client{Transport: leakyTransport{}}))
 	_, err = leaky.Code2Session(ctx(t), "code")
@@ -128,7 +128,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	}
 	secrets["access token (2)"] = mtok.AccessToken
 	mixed.Transport = leakyTransport{}
-	_, err = mc.PhoneNumber(ctx(t), "code")
+	_, err = mc.PhoneNumber(ctx(t), "code", openidOf("code"))
 	add("leaky transport, phone", err)
 
 	// Decryption with the real session key.
