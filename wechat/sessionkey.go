@@ -92,7 +92,9 @@ func (c *Client) ResetUserSessionKey(ctx context.Context, openid, sessionKey str
 }
 
 // userStateRequest is a GET signed with the user-state signature of "".
-// The signature is redacted from errors like the token: it is derived
+// Every parameter goes in the query string, as in WeChat's request
+// examples for both APIs (their tables call openid, signature and
+// sig_method "Request Payload", but a GET has none). The signature is redacted from errors like the token: it is derived
 // from the key, and replaying it checks or resets the user's key.
 func (c *Client) userStateRequest(api, path, token, openid, sessionKey string) request {
 	sig := UserStateSignature(sessionKey, "")

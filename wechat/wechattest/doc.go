@@ -41,8 +41,8 @@
 // # Phone codes
 //
 // A phone code is bound to the user it names: getuserphonenumber with an
-// "openid" that is not that user's answers 40003 and does not use up the
-// code (WeChat documents the check, not its errcode); without an openid
+// "openid" that is not that user's answers 40003 (after the checks of
+// Codes: a used code is still 40163) and does not use up the code (WeChat documents the check, not its errcode); without an openid
 // any code is exchanged. phone_info's watermark carries the app id
 // (SetPhoneWatermarkAppID stamps another).
 //

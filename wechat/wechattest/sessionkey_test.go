@@ -109,6 +109,10 @@ func TestPhoneBoundToUser(t *testing.T) {
 	if a := post("bob", srv.OpenID("bob")); errcode(a) != 0 {
 		t.Errorf("bob's code with his openid: %s", a.raw)
 	}
+	// A used code is 40163 whoever posts it.
+	if a := post("bob", srv.OpenID("alice")); errcode(a) != 40163 {
+		t.Errorf("used code with another openid: %s", a.raw)
+	}
 	// Without an openid, as before.
 	if a := post("carol", ""); errcode(a) != 0 {
 		t.Errorf("no openid: %s", a.raw)

@@ -155,9 +155,9 @@ func (f *Fake) SetPhoneWatermarkAppID(appID string) {
 // phoneNumber is POST /wxa/business/getuserphonenumber.
 //
 // With an openid in the body, as WeChat documents it ("填入后会校验openid
-// 和code的绑定关系"), a well-formed code of another user is refused with
-// 40003 (invalid openid; WeChat documents the check, not its errcode)
-// and is not used up. Without one, any code is exchanged.
+// 和code的绑定关系"), a well-formed, unused code of another user is
+// refused with 40003 (invalid openid; WeChat documents the check, not
+// its errcode) and is not used up. Without one, any code is exchanged.
 func (f *Fake) phoneNumber(r *http.Request) answer {
 	var req struct {
 		Code   string `json:"code"`
@@ -175,7 +175,9 @@ func (f *Fake) phoneNumber(r *http.Request) answer {
 	if decodeErr != nil {
 		return fail(47001)
 	}
-	if owner, ok := UserOfCode(req.Code); ok && req.OpenID != "" && req.OpenID != openID(f.appID, owner) {
+	// A used code is 40163 whoever posts it; an unused one of another
+	// user is refused without using it up.
+	if owner, ok := UserOfCode(req.Code); ok && !f.usedPhone[req.Code] && req.OpenID != "" && req.OpenID != openID(f.appID, owner) {
 		return fail(40003)
 	}
 	name, code := checkCode(req.Code, f.usedPhone)
