@@ -30,11 +30,20 @@ var appKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
+// alipayKey is the fake Alipay's key pair, shared by the tests' fakes.
+var alipayKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
 // newPair starts a fake and a client pointed at it, with the fake's
 // Alipay key and content key.
 func newPair(t *testing.T, opts ...alipay.Option) (*alipaytest.Server, *alipay.Client) {
 	t.Helper()
-	srv := alipaytest.NewServer(appID, &appKey().PublicKey)
+	srv := alipaytest.NewServer(appID, &appKey().PublicKey, alipaytest.WithAlipayKey(alipayKey()))
 	t.Cleanup(srv.Close)
 	base := []alipay.Option{alipay.WithBaseURL(srv.URL), alipay.WithAESKey(srv.AESKey())}
 	return srv, alipay.NewClient(appID, appKey(), srv.AlipayPublicKey(), append(base, opts...)...)
