@@ -36,8 +36,8 @@ const maxCode = 1024
 const retryDelay = 100 * time.Millisecond
 
 // timestampLayout is the format of the timestamp parameter, "yyyy-MM-dd
-// HH:mm:ss" in Alipay's doc, read in Beijing time (UTC+8) as its SDKs
-// send it.
+// HH:mm:ss" in Alipay's doc (公共请求参数), in Beijing time: Alipay's SDK
+// constants say DATE_TIMEZONE = "GMT+8".
 const timestampLayout = "2006-01-02 15:04:05"
 
 // beijing is UTC+8, the zone of Alipay's timestamps. A fixed zone, not

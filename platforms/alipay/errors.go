@@ -12,9 +12,10 @@ import (
 	"syscall"
 )
 
-// Sentinel errors. Every error returned by this package that is not an
-// *APIError wraps one of the first five; a signature that does not verify
-// wraps ErrSignature too.
+// Sentinel errors. Every error of a Client's methods that is not an
+// *APIError wraps one of the first five; a sign that does not verify
+// wraps ErrSignature too (Verify's own errors wrap ErrSignature only). The
+// key parsers' errors are plain configuration messages.
 var (
 	// ErrTimeout: the call did not complete before its deadline (the
 	// client's timeout, see WithTimeout, or an earlier deadline of the
@@ -95,15 +96,16 @@ func apiError(err error) *APIError {
 // IsInvalidCode reports whether err is Alipay refusing the auth code:
 // 40002 isv.code-invalid, which Alipay answers for a code that is wrong,
 // already used (a code works once), expired (after at most 24 hours) or
-// issued to another app. The user should get a new code.
+// issued to another app (Alipay support, opendocs support/01rg6z). The
+// user should get a new code.
 func IsInvalidCode(err error) bool {
 	ae := apiError(err)
 	return ae != nil && ae.SubCode == "isv.code-invalid"
 }
 
 // IsSystemBusy reports whether err is 20000 (service unavailable,
-// isp.unknow-error or aop.unknow-error): "稍后重试". The client has
-// already retried once.
+// isp.unknow-error or aop.unknow-error, "稍后重试" in the gateway's
+// 公共错误码 table). The client has already retried once.
 func IsSystemBusy(err error) bool {
 	ae := apiError(err)
 	return ae != nil && ae.Code == "20000"
@@ -171,11 +173,10 @@ func (e *redactedError) Timeout() bool   { return e.timeout }
 func (e *redactedError) Temporary() bool { return false }
 func (e *redactedError) Unwrap() []error { return e.causes }
 
-// sanitize rewrites a transport error so that neither its text nor
-// anything reachable by errors.Unwrap holds the original error value:
-// nothing secret is sent to Alipay (the private key never leaves), but a
-// transport that quotes the request would quote the auth code, and
-// callers log errors.
+// sanitize rewrites a transport error so that nothing reachable by
+// errors.Unwrap holds the original error value, the URL keeps no query,
+// and the text is one clipped line. Nothing secret is sent to Alipay (the
+// private key and the content key never leave), so the text is kept.
 func sanitize(err error) error {
 	var ne net.Error
 	red := &redactedError{timeout: errors.As(err, &ne) && ne.Timeout()}
@@ -198,10 +199,7 @@ func sanitize(err error) error {
 		}
 		return &url.Error{Op: ue.Op, URL: stripped, Err: red}
 	}
-	red.msg = "transport error"
-	if red.timeout {
-		red.msg = "transport timeout"
-	}
+	red.msg = clip(cleanText(err.Error()), 256)
 	return red
 }
 

@@ -75,8 +75,10 @@ func ParsePhonePayload(payload []byte) (response, sign string, err error) {
 //  1. sign is verified FIRST, RSA2 with Alipay's public key, over the
 //     ciphertext with a double quote added before and after it
 //     ("\"" + response + "\"": Alipay signs encrypted content as the JSON
-//     string it is; verifying the bare string fails on every real
-//     payload). Nothing of an unverified payload is decrypted.
+//     string it is, and its server-side sample for 敏感信息加解密 adds the
+//     quotes when the content does not start with "{"; verifying the bare
+//     string fails on every real payload). Nothing of an unverified
+//     payload is decrypted.
 //  2. response is decrypted: base64, AES-128-CBC with a zero IV and
 //     PKCS#7, under the content key (WithAESKey).
 //  3. the plaintext must be one JSON object; code "10000" carries mobile.
