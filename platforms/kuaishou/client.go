@@ -1,0 +1,125 @@
+package kuaishou
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
+)
+
+// DefaultBaseURL is the Kuaishou server API, used unless WithBaseURL says
+// otherwise.
+const DefaultBaseURL = "https://open.kuaishou.com"
+
+// DefaultTimeout bounds every call of a Client unless WithTimeout says
+// otherwise.
+const DefaultTimeout = 5 * time.Second
+
+// Option configures a Client in NewClient.
+type Option func(*Client)
+
+// WithBaseURL sets the API base URL (default DefaultBaseURL). Tests point
+// it at a kuaishoutest.Server. A trailing slash is ignored; a URL CheckBaseURL
+// refuses makes every call fail with ErrInvalidInput.
+func WithBaseURL(u string) Option { return func(c *Client) { c.cfg.BaseURL = u } }
+
+// WithHTTPClient sets the HTTP client (default: one on
+// http.DefaultTransport that does not follow redirects). nil keeps the
+// default.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.cfg.HTTPClient = hc
+		}
+	}
+}
+
+// WithTimeout bounds every call, the retry included (default
+// DefaultTimeout, 5 s). Zero or negative keeps the default.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.cfg.Timeout = d
+		}
+	}
+}
+
+// WithObserver registers fn, called after every HTTP exchange (each
+// attempt) with the API name, the time it took and its error. fn must be
+// safe for concurrent use. Default: none.
+func WithObserver(fn func(api string, elapsed time.Duration, err error)) Option {
+	return func(c *Client) { c.cfg.Observe = fn }
+}
+
+// WithMaxDataAge makes Decrypt refuse open data whose watermark.timestamp
+// is further than d from now, either way (default 0: no age check).
+func WithMaxDataAge(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.sealed.MaxAge = d
+		}
+	}
+}
+
+// WithClock sets the clock of the watermark age check (default
+// time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(c *Client) {
+		if now != nil {
+			c.sealed.Now = now
+		}
+	}
+}
+
+// Client calls the Kuaishou server API for one mini program. It is safe for
+// concurrent use. String, GoString and Format redact its secret.
+type Client struct {
+	appID  string
+	cfg    apicall.Config
+	call   *apicall.Caller
+	sealed apicall.Sealed
+}
+
+// NewClient returns a Client for the app appID with secret appSecret.
+func NewClient(appID, appSecret string, opts ...Option) *Client {
+	c := &Client{
+		appID: appID,
+		cfg: apicall.Config{
+			Prefix:  "kuaishou",
+			Kinds:   apicall.Kinds{Timeout: ErrTimeout, Unavailable: ErrUnavailable, BadResponse: ErrBadResponse, InvalidInput: ErrInvalidInput},
+			BaseURL: DefaultBaseURL,
+			Timeout: DefaultTimeout,
+			Secret:  appSecret,
+		},
+		sealed: apicall.Sealed{Prefix: "kuaishou", AppID: appID, Now: time.Now,
+			ErrInvalidInput: ErrInvalidInput, ErrDecrypt: ErrDecrypt, ErrWatermark: ErrWatermark},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.call = apicall.New(c.cfg)
+	return c
+}
+
+// CheckBaseURL reports whether raw can be a Client's base URL (an
+// absolute http or https URL).
+func CheckBaseURL(raw string) error {
+	_, err := apicall.ParseBaseURL(raw)
+	return err
+}
+
+// AppID returns the app id the Client was created with.
+func (c *Client) AppID() string { return c.appID }
+
+// String describes the client without its secret.
+func (c Client) String() string {
+	return fmt.Sprintf("kuaishou.Client{AppID: %q, BaseURL: %q, Secret: [redacted]}", c.appID, c.cfg.BaseURL)
+}
+
+// GoString is String: %#v must not print the secret either.
+func (c Client) GoString() string { return c.String() }
+
+// Format prints String for every verb.
+func (c Client) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
