@@ -51,7 +51,7 @@ func TestMockEndpoints(t *testing.T) {
 	}
 	for _, f := range fakes(t) {
 		base := f.srv.URL
-		if st, b := body(http.Get(base+"/_mock/seal_phone?user=alice")); st != http.StatusConflict || !strings.Contains(b, "no_session") {
+		if st, b := body(http.Get(base + "/_mock/seal_phone?user=alice")); st != http.StatusConflict || !strings.Contains(b, "no_session") {
 			t.Errorf("%s: seal before login: %d %s", f.name, st, b)
 		}
 		if st, b := body(f.login(base, "alice")); st != 200 || !strings.Contains(b, f.srv.SessionKey("alice")) {
@@ -82,11 +82,11 @@ func TestMockEndpoints(t *testing.T) {
 				}
 			}
 		}
-		if st, b := body(http.Get(base+"/")); st != 200 || !strings.Contains(b, "NOT") {
+		if st, b := body(http.Get(base + "/")); st != 200 || !strings.Contains(b, "NOT") {
 			t.Errorf("%s: help: %d %q", f.name, st, b)
 		}
 		if f.name != "qq" {
-			if st, _ := body(http.Get(base+"/api/apps/v2/jscode2session")); f.name == "douyin" && st != 405 {
+			if st, _ := body(http.Get(base + "/api/apps/v2/jscode2session")); f.name == "douyin" && st != 405 {
 				t.Errorf("douyin GET login: %d", st)
 			}
 		}
