@@ -18,89 +18,54 @@ const DefaultBaseURL = "https://developer.toutiao.com"
 const DefaultTimeout = 5 * time.Second
 
 // Option configures a Client in NewClient.
-type Option func(*Client)
+type Option = apicall.Option
 
 // WithBaseURL sets the API base URL (default DefaultBaseURL). Tests point
 // it at a douyintest.Server. A trailing slash is ignored; a URL CheckBaseURL
 // refuses makes every call fail with ErrInvalidInput.
-func WithBaseURL(u string) Option { return func(c *Client) { c.cfg.BaseURL = u } }
+func WithBaseURL(u string) Option { return apicall.WithBaseURL(u) }
 
 // WithHTTPClient sets the HTTP client (default: one on
-// http.DefaultTransport that does not follow redirects). nil keeps the
-// default.
-func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) {
-		if hc != nil {
-			c.cfg.HTTPClient = hc
-		}
-	}
-}
+// http.DefaultTransport that does not follow redirects: a redirect would
+// re-send the secret). nil keeps the default.
+func WithHTTPClient(hc *http.Client) Option { return apicall.WithHTTPClient(hc) }
 
 // WithTimeout bounds every call, the retry included (default
 // DefaultTimeout, 5 s). Zero or negative keeps the default.
-func WithTimeout(d time.Duration) Option {
-	return func(c *Client) {
-		if d > 0 {
-			c.cfg.Timeout = d
-		}
-	}
-}
+func WithTimeout(d time.Duration) Option { return apicall.WithTimeout(d) }
 
 // WithObserver registers fn, called after every HTTP exchange (each
-// attempt) with the API name, the time it took and its error. fn must be
-// safe for concurrent use. Default: none.
+// attempt) with the API name, the time it took and its error (nil on
+// success), for metrics. fn must be safe for concurrent use. Default:
+// none.
 func WithObserver(fn func(api string, elapsed time.Duration, err error)) Option {
-	return func(c *Client) { c.cfg.Observe = fn }
+	return apicall.WithObserver(fn)
 }
 
 // WithMaxDataAge makes Decrypt refuse open data whose watermark.timestamp
 // is further than d from now, either way (default 0: no age check).
-func WithMaxDataAge(d time.Duration) Option {
-	return func(c *Client) {
-		if d > 0 {
-			c.sealed.MaxAge = d
-		}
-	}
-}
+func WithMaxDataAge(d time.Duration) Option { return apicall.WithMaxDataAge(d) }
 
 // WithClock sets the clock of the watermark age check (default
-// time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(c *Client) {
-		if now != nil {
-			c.sealed.Now = now
-		}
-	}
-}
+// time.Now). nil keeps the default.
+func WithClock(now func() time.Time) Option { return apicall.WithClock(now) }
 
 // Client calls the Douyin server API for one mini program. It is safe for
 // concurrent use. String, GoString and Format redact its secret.
-type Client struct {
-	appID  string
-	cfg    apicall.Config
-	call   *apicall.Caller
-	sealed apicall.Sealed
-}
+type Client struct{ c *apicall.Client }
 
 // NewClient returns a Client for the app appID with secret appSecret.
+// Defaults: DefaultBaseURL, DefaultTimeout, no watermark age check.
 func NewClient(appID, appSecret string, opts ...Option) *Client {
-	c := &Client{
-		appID: appID,
-		cfg: apicall.Config{
-			Prefix:  "douyin",
-			Kinds:   apicall.Kinds{Timeout: ErrTimeout, Unavailable: ErrUnavailable, BadResponse: ErrBadResponse, InvalidInput: ErrInvalidInput},
-			BaseURL: DefaultBaseURL,
-			Timeout: DefaultTimeout,
-			Secret:  appSecret,
-		},
-		sealed: apicall.Sealed{Prefix: "douyin", AppID: appID, Now: time.Now,
-			ErrInvalidInput: ErrInvalidInput, ErrDecrypt: ErrDecrypt, ErrWatermark: ErrWatermark},
-	}
-	for _, o := range opts {
-		o(c)
-	}
-	c.call = apicall.New(c.cfg)
-	return c
+	return &Client{apicall.NewClient(apicall.Platform{
+		Prefix:  "douyin",
+		BaseURL: DefaultBaseURL,
+		Timeout: DefaultTimeout,
+		Kinds: apicall.Kinds{Timeout: ErrTimeout, Unavailable: ErrUnavailable,
+			BadResponse: ErrBadResponse, InvalidInput: ErrInvalidInput},
+		ErrDecrypt:   ErrDecrypt,
+		ErrWatermark: ErrWatermark,
+	}, appID, appSecret, opts)}
 }
 
 // CheckBaseURL reports whether raw can be a Client's base URL (an
@@ -111,12 +76,10 @@ func CheckBaseURL(raw string) error {
 }
 
 // AppID returns the app id the Client was created with.
-func (c *Client) AppID() string { return c.appID }
+func (c *Client) AppID() string { return c.c.AppID }
 
 // String describes the client without its secret.
-func (c Client) String() string {
-	return fmt.Sprintf("douyin.Client{AppID: %q, BaseURL: %q, Secret: [redacted]}", c.appID, c.cfg.BaseURL)
-}
+func (c Client) String() string { return c.c.String() }
 
 // GoString is String: %#v must not print the secret either.
 func (c Client) GoString() string { return c.String() }

@@ -65,7 +65,7 @@ func (c *Client) Code2SessionWithAnonymous(ctx context.Context, code, anonymousC
 		}
 	}
 	var r code2SessionResponse
-	if err := c.call.Do(ctx, c.code2SessionRequest(code, anonymousCode), &r); err != nil {
+	if err := c.c.Call.Do(ctx, c.code2SessionRequest(code, anonymousCode), &r); err != nil {
 		return nil, err
 	}
 	if err := r.validate(); err != nil {
@@ -85,7 +85,7 @@ func (c *Client) code2SessionRequest(code, anonymousCode string) apicall.Request
 			Secret        string `json:"secret"`
 			Code          string `json:"code"`
 			AnonymousCode string `json:"anonymous_code,omitempty"`
-		}{c.appID, c.cfg.Secret, code, anonymousCode},
+		}{c.c.AppID, c.c.Secret, code, anonymousCode},
 		Status: c.status,
 		Busy:   IsSystemBusy,
 	}
@@ -102,7 +102,7 @@ func (c *Client) status(body []byte) error {
 		return apicall.ErrBadStatus
 	}
 	if *st.ErrNo != 0 {
-		return &APIError{API: APICode2Session, Code: *st.ErrNo, Msg: c.call.CleanMsg(st.ErrTips)}
+		return &APIError{API: APICode2Session, Code: *st.ErrNo, Msg: c.c.Call.CleanMsg(st.ErrTips)}
 	}
 	return nil
 }

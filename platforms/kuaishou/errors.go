@@ -3,6 +3,8 @@ package kuaishou
 import (
 	"errors"
 	"fmt"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 )
 
 // Sentinel errors. Every error returned by this package that is not an
@@ -52,18 +54,11 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("kuaishou: %s: result %d (%s): %s", e.API, e.Code, e.ErrorName, e.Msg)
 }
 
-func hasCode(err error, codes ...int) bool {
-	var ae *APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	for _, c := range codes {
-		if ae.Code == c {
-			return true
-		}
-	}
-	return false
-}
+// APICode returns Code, for the classification the platform clients
+// share.
+func (e *APIError) APICode() int { return e.Code }
+
+func hasCode(err error, codes ...int) bool { return apicall.HasCode(err, codes...) }
 
 // IsInvalidCode reports whether err is result 100200100: a wrong or empty
 // parameter, which with a right app_id and app_secret is the js_code. The

@@ -20,7 +20,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	req := c.code2SessionRequest("code")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var r code2SessionResponse
-		err := c.call.Decode(req, 200, "application/json", body, &r)
+		err := c.c.Call.Decode(req, 200, "application/json", body, &r)
 		if err == nil {
 			err = r.validate()
 		}

@@ -49,7 +49,7 @@ func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error
 		return nil, apicall.NewError("kuaishou", APICode2Session, ErrInvalidInput, d)
 	}
 	var r code2SessionResponse
-	if err := c.call.Do(ctx, c.code2SessionRequest(code), &r); err != nil {
+	if err := c.c.Call.Do(ctx, c.code2SessionRequest(code), &r); err != nil {
 		return nil, err
 	}
 	if err := r.validate(); err != nil {
@@ -63,7 +63,7 @@ func (c *Client) code2SessionRequest(code string) apicall.Request {
 		API:    APICode2Session,
 		Method: http.MethodPost,
 		Path:   "/oauth2/mp/code2session",
-		Form:   url.Values{"app_id": {c.appID}, "app_secret": {c.cfg.Secret}, "js_code": {code}},
+		Form:   url.Values{"app_id": {c.c.AppID}, "app_secret": {c.c.Secret}, "js_code": {code}},
 		Status: c.status,
 	}
 }
@@ -80,7 +80,7 @@ func (c *Client) status(body []byte) error {
 		return apicall.ErrBadStatus
 	}
 	if *st.Result != 1 {
-		return &APIError{API: APICode2Session, Code: *st.Result, ErrorName: apicall.Clip(c.call.CleanMsg(st.Error), 64), Msg: c.call.CleanMsg(st.ErrorMsg)}
+		return &APIError{API: APICode2Session, Code: *st.Result, ErrorName: apicall.Clip(c.c.Call.CleanMsg(st.Error), 64), Msg: c.c.Call.CleanMsg(st.ErrorMsg)}
 	}
 	return nil
 }

@@ -28,13 +28,13 @@ type PhoneInfo struct {
 // would pass a check that reads the last key while a parser that keeps
 // the first reads x.
 func (c *Client) Decrypt(sessionKey, encryptedData, iv string) (json.RawMessage, error) {
-	return c.sealed.Decrypt(sessionKey, encryptedData, iv)
+	return c.c.Sealed.Decrypt(sessionKey, encryptedData, iv)
 }
 
 // DecryptPhone decrypts the legacy getPhoneNumber payload. A payload
 // without a phone number is ErrDecrypt.
 func (c *Client) DecryptPhone(sessionKey, encryptedData, iv string) (*PhoneInfo, error) {
-	p, err := c.sealed.DecryptPhone(sessionKey, encryptedData, iv)
+	p, err := c.c.Sealed.DecryptPhone(sessionKey, encryptedData, iv)
 	if err != nil {
 		return nil, err
 	}

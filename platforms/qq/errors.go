@@ -3,6 +3,8 @@ package qq
 import (
 	"errors"
 	"fmt"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 )
 
 // Sentinel errors. Every error returned by this package that is not an
@@ -49,18 +51,11 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("qq: %s: errcode %d: %s", e.API, e.Code, e.Msg)
 }
 
-func hasCode(err error, codes ...int) bool {
-	var ae *APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	for _, c := range codes {
-		if ae.Code == c {
-			return true
-		}
-	}
-	return false
-}
+// APICode returns Code, for the classification the platform clients
+// share.
+func (e *APIError) APICode() int { return e.Code }
+
+func hasCode(err error, codes ...int) bool { return apicall.HasCode(err, codes...) }
 
 // IsInvalidCode reports whether err is QQ refusing the login code: 40029
 // (documented), or WeChat's 40163 (already used) and 41008 (missing code),

@@ -49,7 +49,7 @@ func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error
 		return nil, apicall.NewError("qq", APICode2Session, ErrInvalidInput, d)
 	}
 	var r code2SessionResponse
-	err := c.call.Do(ctx, c.code2SessionRequest(code), &r)
+	err := c.c.Call.Do(ctx, c.code2SessionRequest(code), &r)
 	if err != nil {
 		return nil, err
 	}
@@ -67,8 +67,8 @@ func (c *Client) code2SessionRequest(code string) apicall.Request {
 		// The secret goes in the query string: that is QQ's API, and
 		// why every transport error is sanitized.
 		Query: url.Values{
-			"appid":      {c.appID},
-			"secret":     {c.cfg.Secret},
+			"appid":      {c.c.AppID},
+			"secret":     {c.c.Secret},
 			"js_code":    {code},
 			"grant_type": {"authorization_code"},
 		},
@@ -87,7 +87,7 @@ func (c *Client) status(body []byte) error {
 		return apicall.ErrBadStatus
 	}
 	if st.ErrCode != 0 {
-		return &APIError{API: APICode2Session, Code: st.ErrCode, Msg: c.call.CleanMsg(st.ErrMsg)}
+		return &APIError{API: APICode2Session, Code: st.ErrCode, Msg: c.c.Call.CleanMsg(st.ErrMsg)}
 	}
 	return nil
 }
