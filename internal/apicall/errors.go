@@ -175,3 +175,6 @@ func CheckCode(code string) string {
 	}
 	return ""
 }
+
+// Interface guards.
+var _ net.Error = (*redactedError)(nil)

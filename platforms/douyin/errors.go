@@ -69,3 +69,6 @@ func IsSystemBusy(err error) bool { return hasCode(err, -1) }
 // IsInvalidCredentials reports whether err is 40015 (bad appid) or 40017
 // (bad secret): a configuration error, not the user's fault.
 func IsInvalidCredentials(err error) bool { return hasCode(err, 40015, 40017) }
+
+// Interface guards.
+var _ apicall.Coded = (*APIError)(nil)

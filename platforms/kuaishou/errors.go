@@ -69,3 +69,6 @@ func IsInvalidCode(err error) bool { return hasCode(err, 100200100) }
 // and app_secret do not verify. A configuration error, not the user's
 // fault.
 func IsInvalidCredentials(err error) bool { return hasCode(err, 100200101) }
+
+// Interface guards.
+var _ apicall.Coded = (*APIError)(nil)

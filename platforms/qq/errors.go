@@ -75,3 +75,6 @@ func IsSystemBusy(err error) bool { return hasCode(err, -1) }
 // 40125 (invalid secret), WeChat's codes, which QQ does not document: a
 // configuration error, not the user's fault.
 func IsInvalidCredentials(err error) bool { return hasCode(err, 40013, 40125) }
+
+// Interface guards.
+var _ apicall.Coded = (*APIError)(nil)
