@@ -64,7 +64,7 @@ func platform() fakeplatform.Platform {
 		ContentType: "text/plain", // as WeChat, whose API QQ copied
 		Read: func(r *http.Request) (fakeplatform.LoginRequest, int) {
 			q := r.URL.Query()
-			if q.Get("grant_type") != "authorization_code" && q.Get("appid") != "" {
+			if q.Get("grant_type") != "authorization_code" {
 				return fakeplatform.LoginRequest{}, CodeBadGrantType
 			}
 			return fakeplatform.LoginRequest{AppID: q.Get("appid"), Secret: q.Get("secret"), Code: q.Get("js_code")}, 0
