@@ -2,10 +2,9 @@ package qq_test
 
 import (
 	"context"
-	"errors"
 	"testing"
-	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/platformtest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/qq"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/qq/qqtest"
 )
@@ -22,17 +21,6 @@ func newPair(t *testing.T, opts ...qq.Option) (*qqtest.Server, *qq.Client) {
 	return srv, qq.NewClient(appID, secret, append([]qq.Option{qq.WithBaseURL(srv.URL)}, opts...)...)
 }
 
-func ctx(t *testing.T) context.Context {
-	t.Helper()
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return platformtest.Ctx(t) }
 
-func apiCode(err error) int {
-	var ae *qq.APIError
-	if errors.As(err, &ae) {
-		return ae.Code
-	}
-	return 0
-}
+func apiCode(err error) int { return platformtest.Code(err) }
