@@ -1,5 +1,5 @@
-// Native WeChat (and QQ, Kuaishou, whose objects copy wx's API): the real
-// `wx` of miniprogram-api-typings.
+// Native WeChat: the real `wx` of miniprogram-api-typings. (QQ, Kuaishou and
+// Baidu publish no typings: their objects are checked only by sample.ts.)
 import { createClient } from '../..';
 import type { PhoneNumberEvent, WechatAuthClient } from '../..';
 
