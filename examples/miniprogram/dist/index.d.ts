@@ -3,7 +3,7 @@
 
 // ---- error codes -------------------------------------------------------------
 
-/** The `error` of the gateway's JSON error answers (caddy-wechat-auth's README, "Errors"). */
+/** The `error` of the gateway's JSON error answers (caddy-wechat-auth's docs/endpoints.md, "Errors"). */
 export type GatewayErrorCode =
   | 'invalid_request'
   | 'decrypt_failed'
