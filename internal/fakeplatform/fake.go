@@ -1,10 +1,7 @@
 package fakeplatform
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -240,8 +237,7 @@ func (f *Fake) SealPhone(user string) (encryptedData, iv string, err error) {
 	pure, cc := u.phone, u.cc
 	f.mu.Unlock()
 	if pure == "" {
-		sum := sha256.Sum256([]byte(user))
-		pure = fmt.Sprintf("138%08d", binary.BigEndian.Uint64(sum[:8])%100000000)
+		pure = DefaultPhone("138", user)
 	}
 	if cc == "" {
 		cc = "86"
@@ -337,9 +333,7 @@ func (f *Fake) login(r *http.Request) any {
 	}
 	f.used[req.Code] = true
 	u := f.user(name)
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	u.sessionKey = base64.StdEncoding.EncodeToString(key[:])
+	u.sessionKey = NewSessionKey(16)
 	l := Login{OpenID: f.OpenID(name), UnionID: u.unionID, SessionKey: u.sessionKey}
 	if req.AnonymousCode != "" {
 		l.AnonymousOpenID = f.AnonymousOpenID(strings.SplitN(req.AnonymousCode, ":", 2)[0])

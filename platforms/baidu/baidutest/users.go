@@ -1,14 +1,12 @@
 package baidutest
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"fmt"
 	"net/http"
-	"strings"
-	"unicode"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/fakeplatform"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
 // UserOfCode returns the user a code names and whether Baidu would take
@@ -16,14 +14,8 @@ import (
 // A code is malformed if it is empty, starts with "bad", contains white
 // space or a control character, has an empty user part, or is longer
 // than 128 bytes.
-func UserOfCode(code string) (user string, ok bool) {
-	if code == "" || len(code) > 128 || strings.HasPrefix(code, "bad") ||
-		strings.ContainsFunc(code, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		return "", false
-	}
-	user, _, _ = strings.Cut(code, ":")
-	return user, user != ""
-}
+// The rules are wechattest's, which every fake shares.
+func UserOfCode(code string) (user string, ok bool) { return wechattest.UserOfCode(code) }
 
 // OpenID returns user's openid in this app: 26 characters, the same for
 // the same (App Key, user) in every Fake.
@@ -73,8 +65,7 @@ func (f *Fake) mobileOf(name string) string {
 	if m := f.user(name).mobile; m != "" {
 		return m
 	}
-	sum := sha256.Sum256([]byte(name))
-	return fmt.Sprintf("150%08d", binary.BigEndian.Uint64(sum[:8])%100000000)
+	return fakeplatform.DefaultPhone("150", name)
 }
 
 // code2Session is POST /oauth/jscode2sessionkey. The checks and their
@@ -99,9 +90,7 @@ func (f *Fake) code2Session(r *http.Request) answer {
 		return oauthError("invalid_grant", "Invalid authorization code")
 	}
 	f.used[code] = true
-	var key [24]byte
-	_, _ = rand.Read(key[:])
 	u := f.user(name)
-	u.sessionKey = base64.StdEncoding.EncodeToString(key[:])
+	u.sessionKey = fakeplatform.NewSessionKey(24)
 	return answer{body: map[string]any{"openid": f.OpenID(name), "session_key": u.sessionKey}}
 }
