@@ -35,9 +35,13 @@ type Fake struct {
 
 	mu       sync.Mutex
 	openID   bool
-	phones   map[string]string
-	used     map[string]bool
+	users    fakeplatform.Users[user]
 	lastForm url.Values
+}
+
+// user is what the fake knows of a user besides its codes.
+type user struct {
+	mobile string // "" means the default
 }
 
 // failure is an error_response set by FailNext.
@@ -76,8 +80,6 @@ func New(appID string, appPublicKey *rsa.PublicKey, opts ...Option) *Fake {
 		appID:  appID,
 		appPub: appPublicKey,
 		openID: true,
-		phones: map[string]string{},
-		used:   map[string]bool{},
 		knobs:  fakeplatform.NewKnobs[API, failure](),
 	}
 	for _, o := range opts {

@@ -45,15 +45,15 @@ func tokenOf(appID, code string) string {
 func (f *Fake) SetPhone(user, mobile string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.phones[user] = mobile
+	f.users.Get(user).mobile = mobile
 }
 
 // Phone returns user's phone number.
 func (f *Fake) Phone(user string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if m := f.phones[user]; m != "" {
-		return m
+	if u := f.users.Find(user); u != nil && u.mobile != "" {
+		return u.mobile
 	}
 	return fakeplatform.DefaultPhone("139", user)
 }

@@ -24,8 +24,7 @@ type Fake struct {
 	knobs  *fakeplatform.Knobs[API, string] // failures are OAuth error codes
 
 	mu    sync.Mutex
-	users map[string]*user
-	used  map[string]bool
+	users fakeplatform.Users[user]
 }
 
 type user struct {
@@ -40,8 +39,6 @@ func New(appKey, secret string) *Fake {
 		appKey: appKey,
 		secret: secret,
 		knobs:  fakeplatform.NewKnobs[API, string](),
-		users:  map[string]*user{},
-		used:   map[string]bool{},
 	}
 }
 

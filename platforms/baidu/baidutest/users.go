@@ -29,7 +29,7 @@ func (f *Fake) OpenID(user string) string {
 func (f *Fake) SessionKey(user string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if u := f.users[user]; u != nil {
+	if u := f.users.Find(user); u != nil {
 		return u.sessionKey
 	}
 	return ""
@@ -40,7 +40,7 @@ func (f *Fake) SessionKey(user string) string {
 func (f *Fake) SetPhone(user, mobile string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.user(user).mobile = mobile
+	f.users.Get(user).mobile = mobile
 }
 
 // Phone returns user's phone number.
@@ -50,19 +50,9 @@ func (f *Fake) Phone(user string) string {
 	return f.mobileOf(user)
 }
 
-// user returns the record of name, creating it. f.mu must be held.
-func (f *Fake) user(name string) *user {
-	u := f.users[name]
-	if u == nil {
-		u = &user{}
-		f.users[name] = u
-	}
-	return u
-}
-
 // mobileOf returns user's number. f.mu must be held.
 func (f *Fake) mobileOf(name string) string {
-	if m := f.user(name).mobile; m != "" {
+	if m := f.users.Get(name).mobile; m != "" {
 		return m
 	}
 	return fakeplatform.DefaultPhone("150", name)
@@ -85,12 +75,11 @@ func (f *Fake) code2Session(r *http.Request) answer {
 	case clientID != f.appKey || sk != f.secret:
 		return oauthError("invalid_client", "unknown client id")
 	}
-	name, ok := UserOfCode(code)
-	if !ok || f.used[code] {
+	name, err := f.users.Redeem(code)
+	if err != nil {
 		return oauthError("invalid_grant", "Invalid authorization code")
 	}
-	f.used[code] = true
-	u := f.user(name)
+	u := f.users.Get(name)
 	u.sessionKey = fakeplatform.NewSessionKey(24)
 	return answer{body: map[string]any{"openid": f.OpenID(name), "session_key": u.sessionKey}}
 }
