@@ -190,3 +190,26 @@ func NoSecrets(t *testing.T, errs []error, values []any, secrets map[string]stri
 		}
 	}
 }
+
+// Errors collects the errors of the paths a redaction test forces, each
+// under its name, for NoSecrets.
+type Errors struct {
+	t    *testing.T
+	errs []error
+}
+
+// NewErrors returns an empty collection for t.
+func NewErrors(t *testing.T) *Errors { return &Errors{t: t} }
+
+// Add records err under name; a path that gave no error fails the test.
+func (e *Errors) Add(name string, err error) {
+	e.t.Helper()
+	if err == nil {
+		e.t.Errorf("%s: no error", name)
+		return
+	}
+	e.errs = append(e.errs, fmt.Errorf("%s: %w", name, err))
+}
+
+// All returns the errors recorded so far.
+func (e *Errors) All() []error { return e.errs }

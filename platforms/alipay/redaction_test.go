@@ -30,15 +30,8 @@ func TestNoSecretInErrors(t *testing.T) {
 		"content key (hex)":        hex.EncodeToString(aes),
 		"content key (raw)":        string(aes),
 	}
-	var errs []error
-	add := func(name string, err error) {
-		t.Helper()
-		if err == nil {
-			t.Errorf("%s: no error", name)
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-	}
+	errs := platformtest.NewErrors(t)
+	add := errs.Add
 	login := func(cl *alipay.Client, setup func()) error {
 		if setup != nil {
 			setup()
@@ -63,7 +56,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	add("phone plaintext", err)
 	_, err = alipay.ParsePrivateKeyPEM(der[:100])
 	add("parse", err)
-	platformtest.NoSecrets(t, errs, nil, secrets)
+	platformtest.NoSecrets(t, errs.All(), nil, secrets)
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 		for _, v := range []any{c, *c} {
 			r := fmt.Sprintf(verb, v)

@@ -1,7 +1,6 @@
 package baidu_test
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -22,15 +21,8 @@ func TestNoSecretInErrors(t *testing.T) {
 	closedURL := closed.URL
 	closed.Close()
 
-	var errs []error
-	add := func(name string, err error) {
-		t.Helper()
-		if err == nil {
-			t.Errorf("%s: no error", name)
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-	}
+	errs := platformtest.NewErrors(t)
+	add := errs.Add
 	loginErr := func(cl *baidu.Client, setup func()) error {
 		if setup != nil {
 			setup()
@@ -67,5 +59,5 @@ func TestNoSecretInErrors(t *testing.T) {
 		_, err := c.Decrypt(in[0], in[1], in[2])
 		add("decrypt", err)
 	}
-	platformtest.NoSecrets(t, errs, []any{c, *c, s, *s}, secrets)
+	platformtest.NoSecrets(t, errs.All(), []any{c, *c, s, *s}, secrets)
 }
