@@ -125,7 +125,11 @@ func (c *Client) AppID() string { return c.c.AppID }
 
 // String describes the client without its keys.
 func (c Client) String() string {
-	return fmt.Sprintf("alipay.Client{AppID: %q, BaseURL: %q, Keys: [redacted]}", c.c.AppID, c.c.BaseURL())
+	var appID, base string
+	if c.c != nil { // the zero Client prints too
+		appID, base = c.c.AppID, c.c.BaseURL()
+	}
+	return fmt.Sprintf("alipay.Client{AppID: %q, BaseURL: %q, Keys: [redacted]}", appID, base)
 }
 
 // GoString is String: %#v must not print the keys either.

@@ -58,7 +58,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	add("parse", err)
 	platformtest.NoSecrets(t, errs.All(), nil, secrets)
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		for _, v := range []any{c, *c} {
+		for _, v := range []any{c, *c, alipay.Client{}} {
 			r := fmt.Sprintf(verb, v)
 			for name, s := range secrets {
 				if strings.Contains(r, s) || !strings.Contains(r, "redacted") {

@@ -99,7 +99,11 @@ func (c *Client) AppKey() string { return c.c.AppID }
 
 // String describes the client without its secret.
 func (c Client) String() string {
-	return fmt.Sprintf("baidu.Client{AppKey: %q, BaseURL: %q, Secret: [redacted]}", c.c.AppID, c.c.BaseURL())
+	var appKey, base string
+	if c.c != nil { // the zero Client prints too
+		appKey, base = c.c.AppID, c.c.BaseURL()
+	}
+	return fmt.Sprintf("baidu.Client{AppKey: %q, BaseURL: %q, Secret: [redacted]}", appKey, base)
 }
 
 // GoString is String: %#v must not print the secret either.
