@@ -1,7 +1,8 @@
 // Package platformtest holds the checks the tests of the platform clients
-// (platforms/qq, platforms/douyin, platforms/kuaishou) share: decryption
-// round trips and refusals, and that no secret reaches an error or a
-// printed value.
+// share: decryption round trips and refusals (platforms/qq, douyin,
+// kuaishou, whose open data is WeChat's scheme), and that no secret
+// reaches an error or a printed value (all of them, baidu and alipay
+// included, with Errors and LeakyTransport).
 package platformtest
 
 import (
