@@ -1,0 +1,56 @@
+package qq
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// FuzzDecodeResponse feeds arbitrary bodies to the code2Session decoder: it
+// must never panic, must give a session, an *APIError or ErrBadResponse,
+// and must never pass on the secret QQ might echo.
+func FuzzDecodeResponse(f *testing.F) {
+	const secret = "FUZZSECRET0123456789"
+	for _, s := range []string{`{"openid":"o","session_key":"AAAAAAAAAAAAAAAAAAAAAA=="}`, `{"errcode":-1,"errmsg":"busy"}`,
+		`{"errcode":40125,"errmsg":"` + secret + `"}`, `<html>`, `{"errcode":"1"}`, `{"openid":`, `{"errcode":1.5}`} {
+		f.Add([]byte(s))
+	}
+	c := NewClient("app", secret)
+	req := c.code2SessionRequest("code")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var r code2SessionResponse
+		err := c.c.Call.Decode(req, 200, "text/plain", body, &r)
+		if err == nil {
+			err = r.validate()
+		}
+		var ae *APIError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae):
+			if ae.Code == 0 || len(ae.Msg) > 256+3 {
+				t.Fatalf("bad APIError %+v", ae)
+			}
+		case !errors.Is(err, ErrBadResponse):
+			t.Fatalf("unexpected error class: %v", err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Fatalf("secret in %q", err)
+		}
+	})
+}
+
+// FuzzDecrypt: Decrypt never panics and fails only with its three classes.
+func FuzzDecrypt(f *testing.F) {
+	f.Add("AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAAA==")
+	f.Add("", "", "")
+	c := NewClient("app", "secret")
+	f.Fuzz(func(t *testing.T, key, data, iv string) {
+		_, err := c.Decrypt(key, data, iv)
+		if err != nil && !errors.Is(err, ErrInvalidInput) && !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrWatermark) {
+			t.Fatalf("unexpected error class: %v", err)
+		}
+		if _, err := c.DecryptPhone(key, data, iv); err == nil {
+			t.Fatal("a phone number from fuzz")
+		}
+	})
+}
