@@ -101,6 +101,13 @@ type Store interface {
 	// returns ErrNotFound when the user has no live session.
 	BindPhone(ctx context.Context, openid, phone, countryCode string) error
 
+	// User returns the user record of openid, with its newest session
+	// key, while the user has a live session, and ErrNotFound otherwise
+	// (never logged in, logged out of every session, revoked, expired).
+	// It reads the record itself, not a local cache: the upstream API
+	// signs with the key it answers.
+	User(ctx context.Context, openid string) (User, error)
+
 	// PreviousSessionKey returns the session key the user's newest login
 	// replaced, while its grace (CreateSession's keyGrace) lasts, and
 	// ErrNotFound otherwise. Only decryption reads it, never

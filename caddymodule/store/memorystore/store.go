@@ -339,6 +339,23 @@ func (s *sharedStore) BindPhone(_ context.Context, openid, phone, countryCode st
 	return s.disk.write(func(w *diskWriter) error { return w.user(openid) })
 }
 
+// User reads the record every session of the user shares, as BindPhone
+// finds it: gone with the user's last session, or at a revoke.
+func (s *sharedStore) User(_ context.Context, openid string) (store.User, error) {
+	s.mu.Lock()
+	rec := s.users[openid]
+	if rec == nil || rec.expired(time.Now()) {
+		s.mu.Unlock()
+		return store.User{}, store.ErrNotFound
+	}
+	u := rec.u.Load()
+	s.mu.Unlock()
+	if u == nil {
+		return store.User{}, store.ErrNotFound
+	}
+	return u.user(), nil
+}
+
 func (s *sharedStore) PreviousSessionKey(_ context.Context, openid string) (string, error) {
 	v, ok := s.prevKeys.Get(openid)
 	if !ok {

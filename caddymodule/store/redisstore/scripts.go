@@ -207,3 +207,22 @@ const countSrc = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZCARD', KEYS[1])
 `
+
+// userScript reads the user record while the user has a live token. It
+// writes nothing (an expired token stays in the index for the next
+// change to drop). It answers nil when the user has no live session,
+// else {openid, unionid, session key, phone, country code}.
+//
+//	KEYS[1] P u:{<openid>}   KEYS[2] P t:{<openid>}
+//	ARGV[1] now (unix ms)
+var userScript = redis.NewScript(prelude + userSrc)
+
+const userSrc = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local all = redis.call('HGETALL', KEYS[2])
+local now = tonumber(ARGV[1])
+for i = 2, #all, 2 do
+  if tonumber(all[i]) > now then return userFields(KEYS[1]) end
+end
+return false
+`

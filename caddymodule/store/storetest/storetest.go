@@ -116,6 +116,7 @@ func (suite Suite) Run(t *testing.T) {
 	t.Run("ReLoginRotatesSessionKey", suite.reLoginRotatesSessionKey)
 	t.Run("BindPhone", suite.bindPhone)
 	t.Run("PreviousSessionKey", suite.previousSessionKey)
+	t.Run("User", suite.userRecord)
 	t.Run("BadInput", suite.badInput)
 	t.Run("LoginResults", suite.loginResults)
 	t.Run("Count", suite.count)
