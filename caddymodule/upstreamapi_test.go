@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"crypto/hmac"
-	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
