@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
@@ -237,4 +238,31 @@ func TestCaddyfileServe(t *testing.T) {
 			t.Fatalf("%s: err = %v", bad, err)
 		}
 	}
+}
+
+// Two gateways on one Redis: the mini program's in this process, the
+// upstream API in another. A login on A is signed for on B, with the key
+// of A's newest login at once; once the user's last session ended on A,
+// B answers unknown_user.
+func TestUpstreamAPIOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newApp(t)
+	a.load(globalOptions() + a.site(redisStoreBlock("address "+srv.Addr())))
+	b := startGatewayProcess(t, a, "serve upstream\n\t\t"+redisStoreBlock("address "+srv.Addr(), "cache_ttl 5s"))
+
+	first := a.login("gil")
+	wantSignature(t, b, b.sign("gil", "pay"), "gil", "pay")
+	second := a.login("gil:2") // a new key
+	wantSignature(t, b, b.sign("gil", "pay"), "gil", "pay")
+	if n := a.fake.Calls(wechattest.APICheckSession); n != 2 {
+		t.Fatalf("checksession calls = %d, want one per key", n)
+	}
+	expectError(t, b.sign("nobody", "pay"), 404, "unknown_user")
+
+	for _, tok := range []string{first, second} {
+		if r := a.do(http.MethodPost, "/wechat/logout", tok, "", nil); r.status != 204 {
+			t.Fatalf("logout: %d", r.status)
+		}
+	}
+	expectError(t, b.sign("gil", "pay"), 404, "unknown_user")
 }
