@@ -83,3 +83,58 @@ func (suite Suite) userRecord(t *testing.T) {
 		return errors.Is(err, store.ErrNotFound)
 	})
 }
+
+// replaceSessionKey: a replaced key is seen by every token of the user
+// (through another store of the app too), the sessions keep their
+// expiry, the previous key is gone; a key that is no longer the old one
+// is left alone, and a user without a live session is ErrNotFound.
+func (suite Suite) replaceSessionKey(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := users()
+	appID := AppID(t, "")
+	s, other := suite.Open(t, appID), suite.Open(t, appID)
+	h1, h2 := Hash("rk1"), Hash("rk2")
+	MustCreate(t, s, h1, store.User{OpenID: alice.OpenID, SessionKey: "b2xkZXJzZXNzaW9ua2V5MQ=="}, time.Hour)
+	MustCreate(t, s, h2, alice, time.Hour) // a rotation: a previous key
+	exp1 := MustLookup(t, other, h1).ExpiresAt
+	MustLookup(t, other, h2) // warm any cache
+	if _, err := s.PreviousSessionKey(ctx, alice.OpenID); err != nil {
+		t.Fatalf("PreviousSessionKey before: %v", err)
+	}
+
+	const reset = "cmVzZXRzZXNzaW9ua2V5MTI="
+	ok, err := s.ReplaceSessionKey(ctx, alice.OpenID, alice.SessionKey, reset)
+	if err != nil || !ok {
+		t.Fatalf("ReplaceSessionKey = %v, %v; want true, nil", ok, err)
+	}
+	Eventually(t, 2*time.Second, "every token sees the new key", func() bool {
+		for _, st := range []store.Store{s, other} {
+			for _, h := range []store.TokenHash{h1, h2} {
+				if MustLookup(t, st, h).User.SessionKey != reset {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if got := MustLookup(t, other, h1); !got.ExpiresAt.Equal(exp1) || got.User.UnionID != alice.UnionID {
+		t.Fatalf("after the replacement: %+v, expiry was %v", got, exp1)
+	}
+	if u, err := other.User(ctx, alice.OpenID); err != nil || u.SessionKey != reset {
+		t.Fatalf("User = %+v, %v", u, err)
+	}
+	if k, err := s.PreviousSessionKey(ctx, alice.OpenID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("PreviousSessionKey after = %q, %v; want ErrNotFound", k, err)
+	}
+
+	// The old key again: not the key any more, nothing changes.
+	if ok, err := s.ReplaceSessionKey(ctx, alice.OpenID, alice.SessionKey, "c3RhbGVzdGFsZXN0YWxlMQ=="); err != nil || ok {
+		t.Fatalf("ReplaceSessionKey of a stale key = %v, %v; want false, nil", ok, err)
+	}
+	if u, _ := s.User(ctx, alice.OpenID); u.SessionKey != reset {
+		t.Fatalf("a stale replacement changed the key: %+v", u)
+	}
+	if _, err := s.ReplaceSessionKey(ctx, bob.OpenID, bob.SessionKey, reset); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReplaceSessionKey(unknown) = %v, want ErrNotFound", err)
+	}
+}
