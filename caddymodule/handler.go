@@ -176,6 +176,7 @@ type Handler struct {
 	headers      identityHeaders
 	paths        endpointPaths
 	refusals     *refusalLimiter // nil when refused_code_limit is off
+	releaseReset func()          // the admin API's key reset route
 	upstream     *upstreamAPI    // nil unless Serve is upstream
 }
 
@@ -266,7 +267,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// can show it.
 	h.AppSecret = ""
 
-	return h.openStore(ctx)
+	if err := h.openStore(ctx); err != nil {
+		return err
+	}
+	h.releaseReset = registerKeyResetter(h)
+	return nil
 }
 
 func (h *Handler) applyDefaults() {
@@ -334,6 +339,9 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.releaseStore != nil {
 		h.releaseStore()
+	}
+	if h.releaseReset != nil {
+		h.releaseReset()
 	}
 	return nil
 }
