@@ -1,13 +1,16 @@
 package caddymodule
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
@@ -265,4 +268,51 @@ func TestUpstreamAPIOnRedis(t *testing.T) {
 		}
 	}
 	expectError(t, b.sign("gil", "pay"), 404, "unknown_user")
+}
+
+// The upstream API's log lines (and the admin reset's) hold no session
+// key and no signature, whatever WeChat answers.
+func TestUpstreamLogsHoldNoSecrets(t *testing.T) {
+	logFile := t.TempDir() + "/caddy.log"
+	a := newApp(t)
+	a.load(strings.Replace(globalOptions(), "skip_install_trust", "skip_install_trust\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel INFO\n\t}", 1) +
+		a.site("") + otherHost(a.site("serve upstream")))
+	up := a.on("http://127.0.0.1:9080")
+	a.login("lou")
+	keys := []string{a.fake.SessionKey("lou")}
+	var sigs []string
+	sign := func() {
+		if s, _ := up.sign("lou", "pay").body["signature"].(string); s != "" {
+			sigs = append(sigs, s)
+		}
+	}
+	sign()
+	a.fake.FailNext(wechattest.APICheckSession, 45011, 1)
+	up.postJSON("/wechat/check_session", "", map[string]string{"openid": a.fake.OpenID("lou")})
+	a.fake.RespondNext(wechattest.APICheckSession, 1, 500, "text/html", "<html>"+testSecret+"</html>")
+	up.postJSON("/wechat/check_session", "", map[string]string{"openid": a.fake.OpenID("lou")})
+	adminDo(t, http.MethodPost, "/wechat_auth/users/"+a.fake.OpenID("lou")+"/reset_session_key?app_id="+a.appID)
+	keys = append(keys, a.fake.SessionKey("lou"))
+	sign()
+	a.fake.RotateSessionKey("lou")
+	up.postJSON("/wechat/check_session", "", map[string]string{"openid": a.fake.OpenID("lou")})
+	sign()
+
+	var logs []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		logs, _ = os.ReadFile(logFile)
+		if bytes.Contains(logs, []byte(`"session key reset"`)) && bytes.Contains(logs, []byte(`"result":"session_key_invalid"`)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(sigs) != 2 || !bytes.Contains(logs, []byte(`"user-state signature"`)) || !bytes.Contains(logs, []byte(`"session key reset"`)) {
+		t.Fatalf("%d signatures; expected the upstream API's lines in the log:\n%s", len(sigs), logs)
+	}
+	for _, secret := range append(append(keys, sigs...), testSecret) {
+		if i := bytes.Index(logs, []byte(secret)); i >= 0 {
+			t.Errorf("the log holds a secret: %s", logs[max(0, i-300):min(len(logs), i+100)])
+		}
+	}
 }
