@@ -155,6 +155,14 @@ type Handler struct {
 	// Upstream header carrying the app id. Default: X-WeChat-AppID.
 	HeaderAppID string `json:"header_appid,omitempty"`
 
+	// What the block serves under PathPrefix: "miniprogram", the mini
+	// program's endpoints and the pass-through of every other request, or
+	// "upstream", the upstream API (signature, check_session) and nothing
+	// else: every other request is answered 404 and none is passed on.
+	// An upstream block shares the mini program block's sessions when it
+	// has the same app_id and store. Default: miniprogram.
+	Serve string `json:"serve,omitempty"`
+
 	// The session store module. Default: {"backend": "memory"}.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=wechat_auth.stores inline_key=backend"`
 
@@ -168,6 +176,8 @@ type Handler struct {
 	headers      identityHeaders
 	paths        endpointPaths
 	refusals     *refusalLimiter // nil when refused_code_limit is off
+	releaseReset func()          // the admin API's key reset route
+	upstream     *upstreamAPI    // nil unless Serve is upstream
 }
 
 // endpointPaths are the endpoints' full paths, from PathPrefix.
@@ -248,13 +258,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		wechat.WithTimeout(time.Duration(h.Timeout)),
 		wechat.WithMaxDataAge(time.Duration(h.MaxDataAge)),
 		wechat.WithObserver(h.metrics.observeAPI))
+	if h.Serve == ServeUpstream {
+		h.upstream = newUpstreamAPI(h)
+	}
 	// From here on the secret lives only inside the client, which redacts
 	// it whatever prints it; the config field (a placeholder or, worse,
 	// the literal) is not needed again, so nothing that dumps the handler
 	// can show it.
 	h.AppSecret = ""
 
-	return h.openStore(ctx)
+	if err := h.openStore(ctx); err != nil {
+		return err
+	}
+	h.releaseReset = registerKeyResetter(h)
+	return nil
 }
 
 func (h *Handler) applyDefaults() {
@@ -264,6 +281,7 @@ func (h *Handler) applyDefaults() {
 	h.BodyTimeout = cmp.Or(h.BodyTimeout, caddy.Duration(DefaultBodyTimeout))
 	h.RefusedCodeWindow = cmp.Or(h.RefusedCodeWindow, caddy.Duration(DefaultRefusedCodeWindow))
 	h.Mode = cmp.Or(h.Mode, ModeRequired)
+	h.Serve = cmp.Or(h.Serve, ServeMiniProgram)
 	h.HeaderOpenID = cmp.Or(h.HeaderOpenID, DefaultHeaderOpenID)
 	h.HeaderUnionID = cmp.Or(h.HeaderUnionID, DefaultHeaderUnionID)
 	h.HeaderPhone = cmp.Or(h.HeaderPhone, DefaultHeaderPhone)
@@ -282,6 +300,9 @@ func (h *Handler) applyDefaults() {
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	if err := checkMode(h.Mode); err != nil {
+		return err
+	}
+	if err := checkServe(h.Serve); err != nil {
 		return err
 	}
 	if err := checkPathPrefix(h.PathPrefix); err != nil {
@@ -319,6 +340,9 @@ func (h *Handler) Cleanup() error {
 	if h.releaseStore != nil {
 		h.releaseStore()
 	}
+	if h.releaseReset != nil {
+		h.releaseReset()
+	}
 	return nil
 }
 
@@ -328,6 +352,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Before anything else, and for every request: a client must never be
 	// able to pose as a user by sending the identity headers itself.
 	h.headers.strip(r)
+	if h.upstream != nil {
+		return h.serveUpstreamAPI(w, r)
+	}
 
 	switch r.URL.Path {
 	case h.paths.login:

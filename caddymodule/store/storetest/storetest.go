@@ -117,6 +117,8 @@ func (suite Suite) Run(t *testing.T) {
 	t.Run("ReLoginRotatesSessionKey", suite.reLoginRotatesSessionKey)
 	t.Run("BindPhone", suite.bindPhone)
 	t.Run("PreviousSessionKey", suite.previousSessionKey)
+	t.Run("User", suite.userRecord)
+	t.Run("ReplaceSessionKey", suite.replaceSessionKey)
 	t.Run("BadInput", suite.badInput)
 	t.Run("LoginResults", suite.loginResults)
 	t.Run("Count", suite.count)
