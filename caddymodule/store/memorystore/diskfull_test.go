@@ -14,10 +14,11 @@ import (
 
 // The disk under the persist file fills, in a real gateway: the child's
 // file size limit (RLIMIT_FSIZE, set with util-linux's prlimit while it
-// runs) drops to two pages, so bbolt can write neither a data page nor
-// its freelist, and grow the file no more, as on a full disk. Go ignores
-// SIGXFSZ (the signal has no default action in its runtime), so the write
-// returns EFBIG instead of killing the process.
+// runs) drops to two pages, so that bbolt can write neither a data page
+// nor its freelist, or to the file's size, so that it can grow the file
+// no more. Go's runtime ignores SIGXFSZ unless a program asks for it
+// (Caddy does not), so the write returns EFBIG instead of the signal
+// killing the process.
 
 // diskFullLimit is the file size limit of a full disk: bbolt's two meta
 // pages, which it writes only after the pages of a transaction.
@@ -161,4 +162,71 @@ func TestProcessDiskFull(t *testing.T) {
 		g.wantRefused(a)
 	}
 	t.Logf("%d sessions kept and %d logouts kept across the full disk and a kill -9", len(live), len(dead))
+}
+
+// A disk that fills while logins and logouts go on (the file may no
+// longer grow: writes within it still succeed, until a transaction needs
+// a page past its end), then a kill -9 while it is full. Started again on
+// the same file, with room, the gateway loads it (nothing set aside):
+// every login answered 200 works and every logout answered 204 stays
+// dead, whatever the writes that failed left in the file's free pages.
+func TestProcessDiskFullKilled(t *testing.T) {
+	g := newGateway(t)
+	g.start()
+	var live, dead []answered
+	for i := range 300 {
+		live = append(live, g.mustLogin(fmt.Sprintf("early%d", i)))
+	}
+	fi, err := os.Stat(g.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limitFileSize(t, g.proc.Pid(), strconv.FormatInt(fi.Size(), 10))
+	const failures = 20 // logins answered 503 before the kill
+	logins, refused, logouts := 0, 0, map[int]int{}
+	for i := 0; refused < failures && i < 5000; i++ {
+		code := fmt.Sprintf("late%d:%d", i%50, i)
+		if a, ok := g.login(code); ok {
+			live = append(live, a)
+			logins++
+		} else {
+			// (the mock takes a code once: a retry is another code)
+			st, body, err := g.do("POST", g.url("/wechat/login"), "", fmt.Sprintf(`{"code":"%s-again"}`, code))
+			wantUnavailable(t, "login", st, body, err)
+			refused++
+		}
+		if i%4 == 0 && i/4 < 300 {
+			out := live[i/4]
+			st, body, err := g.do("POST", g.url("/wechat/logout"), out.token, "")
+			switch {
+			case err == nil && st == http.StatusNoContent:
+				dead = append(dead, out)
+			case err == nil && st == http.StatusServiceUnavailable && strings.Contains(body, `"store_unavailable"`):
+			default:
+				t.Fatalf("logout with the disk filling: %d %q %v", st, body, err)
+			}
+			logouts[st]++
+			live[i/4] = answered{} // answered or not, no longer live
+		}
+	}
+	if refused < failures {
+		t.Fatalf("%d logins answered 200 and the disk never filled", logins)
+	}
+	g.kill()
+	g.start()
+	kept := 0
+	for _, a := range live {
+		if a != (answered{}) {
+			g.wantServed(a, "")
+			kept++
+		}
+	}
+	for _, a := range dead {
+		g.wantRefused(a)
+	}
+	if aside := setAsideFiles(t, g.file); len(aside) > 0 {
+		t.Fatalf("the file was set aside after the kill: %v", aside)
+	}
+	t.Logf("file limited to its %d bytes: %d logins answered 200 before %d answered 503; logouts answered %v; after kill -9: %d sessions served, %d logouts dead",
+		fi.Size(), logins, refused, logouts, kept, len(dead))
 }
