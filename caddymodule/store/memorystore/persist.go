@@ -74,10 +74,11 @@ func (d *diskState) write(fn func(*diskWriter) error) error {
 		return nil
 	}
 	err := d.f.db.Batch(func(tx *bolt.Tx) error { return fn(newDiskWriter(d.s, tx)) })
-	d.noteWrite(d.f.path, err)
 	if err != nil {
+		d.noteWrite(d.f.path, err)
 		return fmt.Errorf("memory store: writing %s: %w", d.f.path, err)
 	}
+	d.noteWrite(d.f.path, nil)
 	return nil
 }
 
