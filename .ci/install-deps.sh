@@ -11,6 +11,8 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v node >/dev/null 2>&1 || need+=(nodejs) # the client kit's tests
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v curl >/dev/null 2>&1 || need+=(curl) # the README walkthrough (e2e)
+# prlimit sets a gateway's file size limit: the memory store's full-disk test.
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 # The Grafana dashboard's check asks a real Prometheus every panel's query.
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 # -race needs cgo, so the C compiler go uses (gcc unless CC says otherwise).

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"go.uber.org/zap"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
@@ -47,7 +46,8 @@ type diskState struct {
 	qUsers    []string // openids whose record left memory
 	qPrevKeys []string // openids whose previous key left memory
 	flushing  []string // the session keys a flush has taken and not written yet
-	lastErr   time.Time
+
+	health diskHealth // failing or not, for the log (diskhealth.go)
 }
 
 // path is the file persisted to, or "".
@@ -75,8 +75,10 @@ func (d *diskState) write(fn func(*diskWriter) error) error {
 	}
 	err := d.f.db.Batch(func(tx *bolt.Tx) error { return fn(newDiskWriter(d.s, tx)) })
 	if err != nil {
+		d.noteWrite(d.f.path, err)
 		return fmt.Errorf("memory store: writing %s: %w", d.f.path, err)
 	}
+	d.noteWrite(d.f.path, nil)
 	return nil
 }
 
@@ -131,8 +133,8 @@ func (d *diskState) queuePrevKey(openid string) {
 }
 
 // flush writes the queued removals, a chunk per transaction, resting
-// between chunks (restFactor). A failure is logged (once a minute at most)
-// and the rest kept for the next flush.
+// between chunks (restFactor). A failure keeps the rest for the next
+// flush; the log hears of it as of a change's (noteWrite).
 func (d *diskState) flush(s *sharedStore) {
 	if !d.on.Load() {
 		return
@@ -184,20 +186,13 @@ func (d *diskState) flush(s *sharedStore) {
 			return errors.Join(errs...)
 		})
 		d.mu.RUnlock()
+		d.noteWrite(f.path, err)
 		if err != nil {
 			d.qmu.Lock()
 			d.qSessions = append(d.qSessions, sessions...)
 			d.qUsers = append(d.qUsers, users...)
 			d.qPrevKeys = append(d.qPrevKeys, prevKeys...)
-			logIt := time.Since(d.lastErr) > time.Minute
-			if logIt {
-				d.lastErr = time.Now()
-			}
 			d.qmu.Unlock()
-			if logIt {
-				s.logger.Load().Error("writing removed sessions to the persist file; will retry",
-					zap.String("file", f.path), zap.Error(err))
-			}
 			return
 		}
 		sessions, users, prevKeys = sessions[ns:], users[nu:], prevKeys[np:]

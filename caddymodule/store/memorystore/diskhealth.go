@@ -1,0 +1,48 @@
+package memorystore
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// diskHealth is whether writes to the persist file fail (a full disk, a
+// file size limit, an I/O error), for the log: one line when they start
+// failing and one when a write succeeds again, not one per request. While
+// the disk is full every change fails, and each is answered 503
+// store_unavailable already; a line per failure would flood the log just
+// when the disk has no room for it.
+type diskHealth struct {
+	down   atomic.Bool // read by every write that succeeds: the common case costs one load
+	mu     sync.Mutex  // serializes the transitions and their log lines
+	since  time.Time   // when writes started failing
+	failed int64       // writes failed since then
+}
+
+// noteWrite records the outcome of a write to the persist file at path
+// (a change's, or the background queue's), and logs a transition.
+func (d *diskState) noteWrite(path string, err error) {
+	h := &d.health
+	if err == nil && !h.down.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	logger := d.s.logger.Load()
+	switch {
+	case err != nil && !h.down.Load():
+		h.down.Store(true)
+		h.since, h.failed = time.Now(), 1
+		logger.Error("persist file failing: changes are answered 503 until it can be written again",
+			zap.String("file", path), zap.Error(err))
+	case err != nil:
+		h.failed++
+	case h.down.Load():
+		h.down.Store(false)
+		logger.Info("persist file written again: changes are saved and answered again",
+			zap.String("file", path), zap.Duration("failing_for", time.Since(h.since)),
+			zap.Int64("failed_writes", h.failed))
+	}
+}
