@@ -171,16 +171,22 @@ func (f wechatFailure) write(w http.ResponseWriter) error {
 	return writeError(w, f.status, f.code, f.message)
 }
 
-// storeFailed logs, counts and answers a failure of the session store in
+// storeFailed logs (through storeLog: not once per request while the
+// store is down), counts and answers a failure of the session store in
 // operation (lookup, create_session, bind_phone, ...). It is a 503 and
 // never a 401: a 401 tells clients to drop their token, and a store
 // outage would then log every user out.
 func (h *Handler) storeFailed(w http.ResponseWriter, operation string, err error, fields ...zap.Field) error {
 	h.metrics.storeErrors.WithLabelValues(operation).Inc()
-	h.logger.Error("session store failed", append(fields,
-		zap.String("operation", operation),
-		zap.String("result", codeStoreUnavailable),
-		errorField(err))...)
+	if ok, suppressed := h.storeLog.allow(operation); ok {
+		if suppressed > 0 {
+			fields = append(fields, zap.Int("unlogged_since_last", suppressed))
+		}
+		h.logger.Error("session store failed", append(fields,
+			zap.String("operation", operation),
+			zap.String("result", codeStoreUnavailable),
+			errorField(err))...)
+	}
 	w.Header().Set("Retry-After", "1")
 	return writeError(w, http.StatusServiceUnavailable, codeStoreUnavailable, "the session store is unavailable: retry later")
 }

@@ -176,8 +176,9 @@ type Handler struct {
 	headers      identityHeaders
 	paths        endpointPaths
 	refusals     *refusalLimiter // nil when refused_code_limit is off
-	releaseReset func()          // the admin API's key reset route
-	upstream     *upstreamAPI    // nil unless Serve is upstream
+	storeLog     *storeFailureLog
+	releaseReset func()       // the admin API's key reset route
+	upstream     *upstreamAPI // nil unless Serve is upstream
 }
 
 // endpointPaths are the endpoints' full paths, from PathPrefix.
@@ -253,6 +254,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.refusals = newRefusalLimiter(*h.RefusedCodeLimit, time.Duration(h.RefusedCodeWindow))
 	}
 	h.metrics = newHandlerMetrics(ctx, h.appID)
+	h.storeLog = newStoreFailureLog()
 	h.client = wechat.NewClient(h.appID, secret.Reveal(),
 		wechat.WithBaseURL(cmp.Or(apiBase, wechat.DefaultBaseURL)),
 		wechat.WithTimeout(time.Duration(h.Timeout)),
