@@ -48,7 +48,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.Tok
 		// says who that is.
 		form = "code"
 		var err error
-		if info, err = h.client.PhoneNumber(r.Context(), req.Code); err != nil {
+		if info, err = h.client.PhoneNumber(r.Context(), req.Code, sess.User.OpenID); err != nil {
 			f := classifyPhoneCodeError(err)
 			h.logger.Warn("phone binding failed", openid, zap.String("form", form),
 				zap.String("result", f.code), errcodeField(err), errorField(err))

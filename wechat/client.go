@@ -61,8 +61,8 @@ func WithHTTPClient(hc *http.Client) Option {
 	}
 }
 
-// WithTimeout bounds every call (Code2Session, PhoneNumber, a token
-// fetch), retries and token refresh included, through the request context
+// WithTimeout bounds every call (Code2Session, PhoneNumber,
+// CheckSessionKey, ResetUserSessionKey, a token fetch), retries and token refresh included, through the request context
 // (default DefaultTimeout, 5 s). A zero or negative d keeps the default: an
 // unbounded call to WeChat is never what a login server wants.
 func WithTimeout(d time.Duration) Option {
@@ -96,7 +96,8 @@ func WithClock(now func() time.Time) Option {
 
 // WithObserver registers fn to be called after every HTTP exchange with
 // WeChat (each attempt, so a retried call reports twice), with the API name
-// (APICode2Session, APIStableToken, APIPhoneNumber), the time it took and
+// (APICode2Session, APIStableToken, APIPhoneNumber, APICheckSession,
+// APIResetSessionKey), the time it took and
 // its error (nil on success). For metrics. fn must be safe for concurrent
 // use and should be fast. Default: none.
 func WithObserver(fn func(api string, elapsed time.Duration, err error)) Option {

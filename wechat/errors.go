@@ -43,15 +43,18 @@ var (
 
 	// ErrWatermark: decrypted open data has no watermark, a watermark
 	// for another app id, or one older than the maximum age
-	// (WithMaxDataAge).
+	// (WithMaxDataAge); or getuserphonenumber answered a phone_info
+	// without a watermark appid, or watermarked for another app id.
 	ErrWatermark = errors.New("wechat: watermark mismatch")
 )
 
 // Names of the WeChat APIs, as used in APIError.API and in error strings.
 const (
-	APICode2Session = "jscode2session"
-	APIStableToken  = "stable_token"
-	APIPhoneNumber  = "getuserphonenumber"
+	APICode2Session    = "jscode2session"
+	APIStableToken     = "stable_token"
+	APIPhoneNumber     = "getuserphonenumber"
+	APICheckSession    = "checksession"
+	APIResetSessionKey = "resetusersessionkey"
 )
 
 // APIError is an answer from WeChat carrying a non-zero errcode.
@@ -92,6 +95,21 @@ func hasCode(err error, codes ...int) bool {
 // code). The user should call wx.login again.
 func IsInvalidCode(err error) bool { return hasCode(err, 40029, 40163, 41008) }
 
+// IsCodeNotForUser reports whether err is 40003 (invalid openid) from
+// getuserphonenumber: the phone code was not made for the openid it was
+// posted with. WeChat documents the check but not its errcode; 40003 is
+// WeChat's general "invalid openid", and what wechattest answers.
+func IsCodeNotForUser(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.API == APIPhoneNumber && ae.Code == 40003
+}
+
+// IsInvalidSignature reports whether err is 87009: a user-state signature
+// WeChat refused, i.e. the session key it was made with is not the one
+// WeChat holds for the user (replaced by a later login or a data
+// pre-fetch, or expired). CheckSessionKey answers it as valid == false.
+func IsInvalidSignature(err error) bool { return hasCode(err, 87009) }
+
 // IsUserBlocked reports whether err is 40226: WeChat refuses a high-risk
 // user.
 func IsUserBlocked(err error) bool { return hasCode(err, 40226) }
@@ -101,7 +119,8 @@ func IsRateLimited(err error) bool { return hasCode(err, 45011) }
 
 // IsInvalidToken reports whether err is an access token WeChat no longer
 // accepts: 40001 (invalid credential), 40014 (invalid access_token) or
-// 42001 (access_token expired). PhoneNumber already refreshes once on these.
+// 42001 (access_token expired). PhoneNumber, CheckSessionKey and
+// ResetUserSessionKey already refresh once on these.
 func IsInvalidToken(err error) bool { return hasCode(err, 40001, 40014, 42001) }
 
 // IsSystemBusy reports whether err is -1: WeChat is busy. The client has

@@ -42,3 +42,35 @@ func Example() {
 	// 86 11 <nil>
 	// true
 }
+
+// The user-state signature of wx.requestVirtualPayment: the upstream builds
+// signData, the server that holds the session_key signs it. The key and
+// vector are WeChat's own worked example.
+func ExampleUserStateSignature() {
+	sessionKey := "o0q0otL8aEzpcZL/FT9WsQ==" // as code2Session gave it: base64 text, not decoded
+	fmt.Println(wechat.UserStateSignature(sessionKey, `{"foo":"bar"}`))
+	// checkSessionKey and resetUserSessionKey sign the empty string.
+	fmt.Println(wechat.UserStateSignature(sessionKey, ""))
+	// Output:
+	// 654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b
+	// 46e043c5525c2d817c44be603d30837a808a1d930d038f6fdc3e62a201fed128
+}
+
+func ExampleClient_CheckSessionKey() {
+	srv := wechattest.NewServer("wx0123456789abcdef", "app-secret")
+	defer srv.Close()
+	c := wechat.NewClient("wx0123456789abcdef", "app-secret", wechat.WithBaseURL(srv.URL))
+	ctx := context.Background()
+	s, _ := c.Code2Session(ctx, "alice")
+
+	valid, err := c.CheckSessionKey(ctx, s.OpenID, s.SessionKey)
+	fmt.Println(valid, err)
+
+	// WeChat replaces the key without a login the server sees.
+	srv.RotateSessionKey("alice")
+	valid, err = c.CheckSessionKey(ctx, s.OpenID, s.SessionKey)
+	fmt.Println(valid, err)
+	// Output:
+	// true <nil>
+	// false <nil>
+}

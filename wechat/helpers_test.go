@@ -28,6 +28,16 @@ func newPair(t *testing.T, opts ...wechat.Option) (*wechattest.Server, *wechat.C
 	return srv, c
 }
 
+// openidOf is the openid of the user a fake's code names, as the caller
+// of PhoneNumber passes it; a malformed code gets an openid of nobody.
+func openidOf(code string) string {
+	user, ok := wechattest.UserOfCode(code)
+	if !ok {
+		user = "nobody"
+	}
+	return wechattest.New(appID, secret).OpenID(user)
+}
+
 func ctx(t *testing.T) context.Context {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -100,43 +100,58 @@ func (cc *countryCode) UnmarshalJSON(b []byte) error {
 }
 
 // PhoneNumber exchanges a getPhoneNumber code (the new form, from the
-// button's bindgetphonenumber event) for the user's phone number:
-// POST /wxa/business/getuserphonenumber with the access token.
+// button's bindgetphonenumber event) of the user openid for that user's
+// phone number: POST /wxa/business/getuserphonenumber with the access
+// token and {"code", "openid"}.
+//
+// The openid is required: with it WeChat checks that the code was made
+// for that user ("填入后会校验openid和code的绑定关系"), so a code that
+// another user obtained and someone posts as theirs is refused. WeChat's
+// documentation names no errcode for that refusal; IsCodeNotForUser
+// reports 40003 (WeChat's "invalid openid"), the one the fake in
+// wechattest answers, and a refusal WeChat words as 40029 is
+// IsInvalidCode.
+//
+// The answer's phone_info.watermark.appid must be this client's app id;
+// otherwise (no watermark, or another app's) the error wraps
+// ErrWatermark and no number is returned.
 //
 // If WeChat rejects the access token (40001, 40014, 42001), the token is
-// refreshed once and the call retried once. Errors are as for
-// Code2Session, plus those of fetching the token.
-func (c *Client) PhoneNumber(ctx context.Context, code string) (*PhoneInfo, error) {
-	if code == "" {
+// refreshed once and the call retried once. Errors: ErrInvalidInput for
+// an empty or over-long code or openid; otherwise as for Code2Session,
+// plus those of fetching the token.
+func (c *Client) PhoneNumber(ctx context.Context, code, openid string) (*PhoneInfo, error) {
+	switch {
+	case code == "":
 		return nil, newError(APIPhoneNumber, ErrInvalidInput, "empty code")
-	}
-	if len(code) > maxCode {
+	case len(code) > maxCode:
 		return nil, newError(APIPhoneNumber, ErrInvalidInput, "code longer than 1024 bytes")
+	}
+	if err := checkOpenID(APIPhoneNumber, openid); err != nil {
+		return nil, err
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	tok, err := c.ts.Token(ctx)
+	var info *PhoneInfo
+	err := c.withToken(ctx, func(token string) (err error) {
+		info, err = c.phoneNumber(ctx, token, code, openid)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	info, err := c.phoneNumber(ctx, tok.AccessToken, code)
-	if IsInvalidToken(err) {
-		if tok, err = c.ts.refreshAfter(ctx, tok.AccessToken); err != nil {
-			return nil, err
-		}
-		info, err = c.phoneNumber(ctx, tok.AccessToken, code)
-	}
-	return info, err
+	return info, nil
 }
 
 type phoneNumberResponse struct {
 	PhoneInfo *PhoneInfo `json:"phone_info"`
 }
 
-func (c *Client) phoneNumber(ctx context.Context, token, code string) (*PhoneInfo, error) {
+func (c *Client) phoneNumber(ctx context.Context, token, code, openid string) (*PhoneInfo, error) {
 	body, err := json.Marshal(struct {
-		Code string `json:"code"`
-	}{code})
+		Code   string `json:"code"`
+		OpenID string `json:"openid"`
+	}{code, openid})
 	if err != nil {
 		return nil, newError(APIPhoneNumber, ErrInvalidInput, "cannot encode request")
 	}
@@ -152,8 +167,14 @@ func (c *Client) phoneNumber(ctx context.Context, token, code string) (*PhoneInf
 	if err != nil {
 		return nil, err
 	}
-	if r.PhoneInfo == nil || r.PhoneInfo.PurePhoneNumber == "" && r.PhoneInfo.PhoneNumber == "" {
+	p := r.PhoneInfo
+	switch {
+	case p == nil || p.PurePhoneNumber == "" && p.PhoneNumber == "":
 		return nil, newError(APIPhoneNumber, ErrBadResponse, "answer has no phone_info")
+	case p.Watermark == nil || p.Watermark.AppID == "":
+		return nil, newError(APIPhoneNumber, ErrWatermark, "phone_info has no watermark appid")
+	case p.Watermark.AppID != c.appID:
+		return nil, newError(APIPhoneNumber, ErrWatermark, "phone_info is watermarked for another app id")
 	}
-	return r.PhoneInfo, nil
+	return p, nil
 }

@@ -34,7 +34,7 @@ func TestPhoneNumber(t *testing.T) {
 	// the phone code "carol", and the other way round.
 	login(t, c, "carol")
 	phone(t, c, "carol")
-	if _, err := c.PhoneNumber(ctx(t), "carol"); apiCode(err) != 40163 {
+	if _, err := c.PhoneNumber(ctx(t), "carol", openidOf("carol")); apiCode(err) != 40163 {
 		t.Errorf("reused phone code: err = %v", err)
 	}
 }
@@ -64,7 +64,7 @@ func TestPhoneNumberErrors(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup()
 			}
-			if _, err := c.PhoneNumber(ctx(t), tt.code); !tt.check(err) {
+			if _, err := c.PhoneNumber(ctx(t), tt.code, openidOf(tt.code)); !tt.check(err) {
 				t.Errorf("err = %v (%T)", err, err)
 			}
 		})
@@ -115,5 +115,46 @@ func TestPhoneInfoJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`[]`), &p); err == nil || errors.Is(err, wechat.ErrBadResponse) {
 		t.Errorf("array: err = %v", err)
+	}
+}
+
+// TestPhoneNumberBoundToUser: a phone code made for bob, posted as
+// alice's, is refused and binds nothing; bob can still use it.
+func TestPhoneNumberBoundToUser(t *testing.T) {
+	srv, c := newPair(t)
+	p, err := c.PhoneNumber(ctx(t), "bob", openidOf("alice"))
+	if p != nil || !wechat.IsCodeNotForUser(err) || wechat.IsInvalidCode(err) {
+		t.Fatalf("bob's code as alice: %v, err = %v", p, err)
+	}
+	if p := phone(t, c, "bob"); p.PurePhoneNumber == "" {
+		t.Errorf("bob's own call: %+v", p)
+	}
+	if _, err := c.PhoneNumber(ctx(t), "alice", ""); !errors.Is(err, wechat.ErrInvalidInput) {
+		t.Errorf("no openid: err = %v, want ErrInvalidInput", err)
+	}
+	if got := srv.Calls(wechattest.APIPhoneNumber); got != 2 {
+		t.Errorf("getuserphonenumber calls = %d, want 2", got)
+	}
+}
+
+// TestPhoneNumberWatermark: phone_info must be watermarked for our app.
+func TestPhoneNumberWatermark(t *testing.T) {
+	srv, c := newPair(t)
+	srv.SetPhoneWatermarkAppID("wxother")
+	if p, err := c.PhoneNumber(ctx(t), "alice", openidOf("alice")); p != nil || !errors.Is(err, wechat.ErrWatermark) {
+		t.Errorf("another app's watermark: %v, err = %v", p, err)
+	}
+	srv.SetPhoneWatermarkAppID("")
+	phone(t, c, "alice:2")
+	for name, body := range map[string]string{
+		"no watermark":   `{"errcode":0,"phone_info":{"purePhoneNumber":"13800001111","countryCode":86}}`,
+		"no appid":       `{"errcode":0,"phone_info":{"purePhoneNumber":"13800001111","watermark":{"timestamp":1}}}`,
+		"null watermark": `{"errcode":0,"phone_info":{"purePhoneNumber":"13800001111","watermark":null}}`,
+		"appid case":     `{"errcode":0,"phone_info":{"purePhoneNumber":"13800001111","watermark":{"appid":"WX0123456789ABCDEF"}}}`,
+	} {
+		srv.RespondNext(wechattest.APIPhoneNumber, 1, 200, "application/json", body)
+		if p, err := c.PhoneNumber(ctx(t), "alice:3", openidOf("alice")); p != nil || !errors.Is(err, wechat.ErrWatermark) {
+			t.Errorf("%s: %v, err = %v", name, p, err)
+		}
 	}
 }

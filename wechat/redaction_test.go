@@ -59,7 +59,9 @@ func TestNoSecretInErrors(t *testing.T) {
 		"escaped app secret": url.QueryEscape(secret),
 		"access token":       tok.AccessToken,
 		"session_key":        s.SessionKey,
+		"signature":          wechat.UserStateSignature(s.SessionKey, ""),
 	}
+	sig := secrets["signature"]
 	closed := wechattest.NewServer(appID, secret)
 	closedURL := closed.URL
 	closed.Close()
@@ -84,13 +86,39 @@ func TestNoSecretInErrors(t *testing.T) {
 		if setup != nil {
 			setup()
 		}
-		_, err := c.PhoneNumber(ctx(t), "code")
+		_, err := c.PhoneNumber(ctx(t), "code", openidOf("code"))
+		return err
+	}
+	checkErr := func(setup func()) error {
+		setup()
+		_, err := c.CheckSessionKey(ctx(t), s.OpenID, s.SessionKey)
+		return err
+	}
+	resetErr := func(setup func()) error {
+		setup()
+		_, err := c.ResetUserSessionKey(ctx(t), s.OpenID, s.SessionKey)
 		return err
 	}
 	for _, code := range []int{-1, 40029, 40163, 41008, 40226, 45011, 40013, 40125, 99999} {
 		add(fmt.Sprint("login ", code), loginErr(func() { srv.FailNext(wechattest.APICode2Session, code, 2) }))
 		add(fmt.Sprint("phone ", code), phoneErr(func() { srv.FailNext(wechattest.APIPhoneNumber, code, 2) }))
+		add(fmt.Sprint("check ", code), checkErr(func() { srv.FailNext(wechattest.APICheckSession, code, 2) }))
+		add(fmt.Sprint("reset ", code), resetErr(func() { srv.FailNext(wechattest.APIResetSessionKey, code, 2) }))
 	}
+	add("reset 87009", resetErr(func() { srv.FailNext(wechattest.APIResetSessionKey, 87009, 1) }))
+	// WeChat echoing the signature or the key must not pass them on.
+	add("echoed signature", checkErr(func() {
+		srv.RespondNext(wechattest.APICheckSession, 1, 200, "application/json", `{"errcode":87008,"errmsg":"bad `+sig+` for `+s.SessionKey+`"}`)
+	}))
+	add("echoed signature, reset", resetErr(func() {
+		srv.RespondNext(wechattest.APIResetSessionKey, 1, 200, "application/json", `{"errcode":87008,"errmsg":"bad `+sig+` with `+tok.AccessToken+`"}`)
+	}))
+	add("reset truncated, with the key", resetErr(func() {
+		srv.RespondNext(wechattest.APIResetSessionKey, 1, 200, "application/json", `{"openid":"x","session_key":"`+s.SessionKey+`"`)
+	}))
+	add("check HTML", checkErr(func() { srv.RespondNext(wechattest.APICheckSession, 1, 200, "text/html", "<html>"+sig) }))
+	add("check timeout", checkErr(func() { srv.SetDelay(wechattest.APICheckSession, 2*time.Second) }))
+	add("reset timeout", resetErr(func() { srv.SetDelay(wechattest.APIResetSessionKey, 2*time.Second) }))
 	// WeChat echoing the secret or the token in errmsg must not pass it on.
 	add("echoed secret", loginErr(func() {
 		srv.RespondNext(wechattest.APICode2Session, 1, 200, "text/plain", `{"errcode":40125,"errmsg":"invalid appsecret `+secret+`"}`)
@@ -113,8 +141,10 @@ func TestNoSecretInErrors(t *testing.T) {
 	refused := wechat.NewClient(appID, secret, wechat.WithBaseURL(closedURL))
 	_, err = refused.Code2Session(ctx(t), "code")
 	add("login refused", err)
-	_, err = refused.PhoneNumber(ctx(t), "code")
+	_, err = refused.PhoneNumber(ctx(t), "code", openidOf("code"))
 	add("token refused", err)
+	_, err = refused.CheckSessionKey(ctx(t), s.OpenID, s.SessionKey)
+	add("token refused, check", err)
 	leaky := wechat.NewClient(appID, secret, wechat.WithBaseURL(srv.URL), wechat.WithHTTPClient(&http.Client{Transport: leakyTransport{}}))
 	_, err = leaky.Code2Session(ctx(t), "code")
 	add("leaky transport, login", err)
@@ -128,8 +158,12 @@ func TestNoSecretInErrors(t *testing.T) {
 	}
 	secrets["access token (2)"] = mtok.AccessToken
 	mixed.Transport = leakyTransport{}
-	_, err = mc.PhoneNumber(ctx(t), "code")
+	_, err = mc.PhoneNumber(ctx(t), "code", openidOf("code"))
 	add("leaky transport, phone", err)
+	_, err = mc.CheckSessionKey(ctx(t), s.OpenID, s.SessionKey)
+	add("leaky transport, check", err)
+	_, err = mc.ResetUserSessionKey(ctx(t), s.OpenID, s.SessionKey)
+	add("leaky transport, reset", err)
 
 	// Decryption with the real session key.
 	for _, in := range [][3]string{
@@ -141,7 +175,7 @@ func TestNoSecretInErrors(t *testing.T) {
 		_, err := c.Decrypt(in[0], in[1], in[2])
 		add("decrypt", err)
 	}
-	if len(errs) < 30 {
+	if len(errs) < 55 {
 		t.Fatalf("only %d error paths exercised", len(errs))
 	}
 	for _, err := range errs {

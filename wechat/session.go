@@ -2,15 +2,15 @@ package wechat
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 )
 
-// Session is the answer of code2Session: who the user is, and the
-// session_key that decrypts the open data the mini program receives.
+// Session is the answer of code2Session (or of ResetUserSessionKey): who
+// the user is, and the session_key that decrypts the open data the mini
+// program receives.
 //
 // SessionKey is a secret of the server: String, GoString and Format
 // redact it whatever the verb. (encoding/json does not: marshal a Session
@@ -92,7 +92,7 @@ func (r *code2SessionResponse) validate() error {
 	if r.OpenID == "" {
 		return newError(APICode2Session, ErrBadResponse, "answer has no openid")
 	}
-	if key, err := base64.StdEncoding.DecodeString(r.SessionKey); err != nil || len(key) != 16 {
+	if !validSessionKey(r.SessionKey) {
 		return newError(APICode2Session, ErrBadResponse, "answer has no valid session_key")
 	}
 	return nil

@@ -207,3 +207,23 @@ func (ts *tokenSource) stableToken(ctx context.Context, force bool) (*Token, err
 	ts.mu.Unlock()
 	return t, nil
 }
+
+// withToken runs call with the cached access token and, if WeChat
+// rejects that token (IsInvalidToken: 40001, 40014, 42001), once more
+// with a fresh one. Every token-bearing API goes through it, so all share
+// one refresh rule: one refresh per call, force_refresh only when a plain
+// refresh hands the rejected token back.
+func (c *Client) withToken(ctx context.Context, call func(token string) error) error {
+	tok, err := c.ts.Token(ctx)
+	if err != nil {
+		return err
+	}
+	err = call(tok.AccessToken)
+	if IsInvalidToken(err) {
+		if tok, err = c.ts.refreshAfter(ctx, tok.AccessToken); err != nil {
+			return err
+		}
+		err = call(tok.AccessToken)
+	}
+	return err
+}

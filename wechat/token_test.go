@@ -26,7 +26,7 @@ func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
 
 func phone(t *testing.T, c *wechat.Client, code string) *wechat.PhoneInfo {
 	t.Helper()
-	p, err := c.PhoneNumber(ctx(t), code)
+	p, err := c.PhoneNumber(ctx(t), code, openidOf(code))
 	if err != nil {
 		t.Fatalf("PhoneNumber(%q): %v", code, err)
 	}
@@ -83,7 +83,7 @@ func TestConcurrentPhoneCalls(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Go(func() {
-			if _, err := c.PhoneNumber(ctx(t), fmt.Sprintf("u%d", i)); err != nil {
+			if _, err := c.PhoneNumber(ctx(t), fmt.Sprintf("u%d", i), openidOf(fmt.Sprintf("u%d", i))); err != nil {
 				t.Error(err)
 			}
 		})
@@ -164,7 +164,7 @@ func TestTokenRefresh(t *testing.T) {
 func TestTokenRefreshOnce(t *testing.T) {
 	srv, c := newPair(t)
 	srv.FailNext(wechattest.APIPhoneNumber, 40001, 2)
-	_, err := c.PhoneNumber(ctx(t), "alice")
+	_, err := c.PhoneNumber(ctx(t), "alice", openidOf("alice"))
 	if !wechat.IsInvalidToken(err) {
 		t.Fatalf("err = %v, want 40001", err)
 	}
@@ -207,7 +207,7 @@ func TestTokenErrors(t *testing.T) {
 		srv := wechattest.NewServer(appID, secret)
 		defer srv.Close()
 		c := wechat.NewClient(appID, "not-the-secret", wechat.WithBaseURL(srv.URL))
-		_, err := c.PhoneNumber(ctx(t), "alice")
+		_, err := c.PhoneNumber(ctx(t), "alice", openidOf("alice"))
 		var ae *wechat.APIError
 		if !errors.As(err, &ae) || ae.Code != 40125 || ae.API != wechat.APIStableToken {
 			t.Errorf("err = %v, want stable_token 40125", err)
@@ -253,7 +253,7 @@ func TestTokenWaiterTimeout(t *testing.T) {
 	if _, err := c.TokenSource().Token(short); !errors.Is(err, wechat.ErrTimeout) {
 		t.Errorf("err = %v, want ErrTimeout", err)
 	}
-	if _, err := c.PhoneNumber(ctx(t), "alice"); !errors.Is(err, wechat.ErrTimeout) {
+	if _, err := c.PhoneNumber(ctx(t), "alice", openidOf("alice")); !errors.Is(err, wechat.ErrTimeout) {
 		t.Errorf("err = %v, want ErrTimeout", err)
 	}
 }

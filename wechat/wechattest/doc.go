@@ -8,7 +8,8 @@
 // gives a new session_key, access tokens expire and can be revoked, and
 // getuserphonenumber sends countryCode as a number. Knobs make the next
 // calls fail with an errcode (FailNext), answer something raw such as HTML
-// (RespondNext) or answer slowly (SetDelay).
+// (RespondNext) or answer slowly (SetDelay); Calls counts the requests of
+// each API.
 //
 // # Codes
 //
@@ -26,10 +27,32 @@
 // is a deterministic mainland number, 138 followed by 8 digits, country
 // code 86 (SetPhone changes it).
 //
+// # Session keys
+//
+// Every login gives the user a new session_key, and only the latest is
+// valid, as on WeChat. RotateSessionKey replaces it behind the server's
+// back, as WeChat's data pre-fetch does. checksession and
+// resetusersessionkey validate like WeChat: the access token, the openid
+// (40003 if no user of the app with that openid has a key), sig_method
+// (87008 unless hmac_sha256) and the signature, which must be the hex
+// HMAC-SHA256 of "" keyed with the base64 text of the user's current key
+// (87009 otherwise).
+//
+// # Phone codes
+//
+// A phone code is bound to the user it names: getuserphonenumber with an
+// "openid" that is not that user's answers 40003 (after the checks of
+// Codes: a used code is still 40163) and does not use up the code (WeChat documents the check, not its errcode); without an openid
+// any code is exchanged. phone_info's watermark carries the app id
+// (SetPhoneWatermarkAppID stamps another).
+//
 // # Endpoints
 //
 // WeChat's: GET /sns/jscode2session, POST /cgi-bin/stable_token,
-// POST /wxa/business/getuserphonenumber?access_token=.
+// POST /wxa/business/getuserphonenumber?access_token= {"code", "openid"},
+// GET /wxa/checksession?access_token=&openid=&signature=&sig_method=,
+// GET /wxa/resetusersessionkey?access_token=&openid=&signature=&sig_method=
+// (answering {"openid", "session_key"}).
 //
 // Dev helpers, not WeChat's, for walking through a demo with curl:
 // GET /_mock/ (help), GET /_mock/seal_phone?user=alice and

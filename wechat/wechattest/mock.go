@@ -15,11 +15,15 @@ const help = `wechattest: a fake WeChat server API. NOT WeChat, not for producti
 WeChat endpoints:
   GET  /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code
   POST /cgi-bin/stable_token          {"grant_type":"client_credential","appid","secret","force_refresh"}
-  POST /wxa/business/getuserphonenumber?access_token=   {"code"}
+  POST /wxa/business/getuserphonenumber?access_token=   {"code","openid"}
+  GET  /wxa/checksession?access_token=&openid=&signature=&sig_method=hmac_sha256
+  GET  /wxa/resetusersessionkey?access_token=&openid=&signature=&sig_method=hmac_sha256
 
 Codes name users: "alice" and "alice:2" are codes of user alice.
 Each code works once (40163 after). "" is 41008; a code starting with
 "bad" or containing a space is 40029. Every login gives a new session_key.
+A phone code posted with the openid of another user is 40003.
+signature = hex(hmac_sha256(key = session_key as text, data = "")).
 
 Helpers:
   GET  /_mock/seal_phone?user=alice   -> {"encryptedData","iv"}: alice's phone number,

@@ -21,6 +21,9 @@ const (
 	APICode2Session API = "jscode2session"     // GET /sns/jscode2session
 	APIStableToken  API = "stable_token"       // POST /cgi-bin/stable_token
 	APIPhoneNumber  API = "getuserphonenumber" // POST /wxa/business/getuserphonenumber
+
+	APICheckSession    API = "checksession"        // GET /wxa/checksession
+	APIResetSessionKey API = "resetusersessionkey" // GET /wxa/resetusersessionkey
 )
 
 // DefaultTokenTTL is the life of an access token unless SetTokenTTL says
@@ -42,6 +45,7 @@ type Fake struct {
 	usedLogin  map[string]bool
 	usedPhone  map[string]bool
 	ccAsString bool
+	phoneWMApp string // the watermark appid of phone_info; "" means ours
 	fails      map[API]failure
 	raws       map[API]rawAnswer
 	delays     map[API]time.Duration
@@ -183,6 +187,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveAPI(w, r, APIStableToken, http.MethodPost, f.stableToken)
 	case "/wxa/business/getuserphonenumber":
 		f.serveAPI(w, r, APIPhoneNumber, http.MethodPost, f.phoneNumber)
+	case "/wxa/checksession":
+		f.serveAPI(w, r, APICheckSession, http.MethodGet, f.checkSession)
+	case "/wxa/resetusersessionkey":
+		f.serveAPI(w, r, APIResetSessionKey, http.MethodGet, f.resetSessionKey)
 	case "/_mock", "/_mock/":
 		serveHelp(w, r)
 	case "/_mock/seal_phone":
@@ -292,6 +300,8 @@ func errmsg(code int) string {
 		return "invalid credential, access_token is invalid or not latest"
 	case 40002:
 		return "invalid grant_type"
+	case 40003:
+		return "invalid openid"
 	case 40013:
 		return "invalid appid"
 	case 40014:
@@ -308,6 +318,8 @@ func errmsg(code int) string {
 		return "access_token missing"
 	case 41008:
 		return "missing code"
+	case 41009:
+		return "missing openid"
 	case 42001:
 		return "access_token expired"
 	case 43001:
@@ -320,6 +332,10 @@ func errmsg(code int) string {
 		return "api minute-quota reach limit  mustslower  retry next minute"
 	case 47001:
 		return "data format error"
+	case 87008:
+		return "invalid sig_method"
+	case 87009:
+		return "invalid signature"
 	default:
 		return "error " + strconv.Itoa(code)
 	}

@@ -1,7 +1,6 @@
 package wechattest
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -137,20 +136,32 @@ func (f *Fake) code2Session(r *http.Request) answer {
 		return fail(code)
 	}
 	u := f.user(name)
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	u.sessionKey = base64.StdEncoding.EncodeToString(key[:])
-	body := map[string]any{"session_key": u.sessionKey, "openid": openID(f.appID, name)}
+	body := map[string]any{"session_key": f.newSessionKey(u), "openid": openID(f.appID, name)}
 	if u.unionID != "" {
 		body["unionid"] = u.unionID
 	}
 	return answer{body: body}
 }
 
+// SetPhoneWatermarkAppID makes getuserphonenumber stamp phone_info's
+// watermark with appID instead of the fake's own app id ("" restores
+// that), for tests of a client's watermark check.
+func (f *Fake) SetPhoneWatermarkAppID(appID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.phoneWMApp = appID
+}
+
 // phoneNumber is POST /wxa/business/getuserphonenumber.
+//
+// With an openid in the body, as WeChat documents it ("填入后会校验openid
+// 和code的绑定关系"), a well-formed, unused code of another user is
+// refused with 40003 (invalid openid; WeChat documents the check, not
+// its errcode) and is not used up. Without one, any code is exchanged.
 func (f *Fake) phoneNumber(r *http.Request) answer {
 	var req struct {
-		Code string `json:"code"`
+		Code   string `json:"code"`
+		OpenID string `json:"openid"`
 	}
 	decodeErr := json.NewDecoder(r.Body).Decode(&req)
 
@@ -164,9 +175,18 @@ func (f *Fake) phoneNumber(r *http.Request) answer {
 	if decodeErr != nil {
 		return fail(47001)
 	}
+	// A used code is 40163 whoever posts it; an unused one of another
+	// user is refused without using it up.
+	if owner, ok := UserOfCode(req.Code); ok && !f.usedPhone[req.Code] && req.OpenID != "" && req.OpenID != openID(f.appID, owner) {
+		return fail(40003)
+	}
 	name, code := checkCode(req.Code, f.usedPhone)
 	if code != 0 {
 		return fail(code)
+	}
+	wmApp := f.appID
+	if f.phoneWMApp != "" {
+		wmApp = f.phoneWMApp
 	}
 	pure, cc, display := f.phoneOf(name)
 	var ccJSON any = cc
@@ -180,7 +200,7 @@ func (f *Fake) phoneNumber(r *http.Request) answer {
 			"phoneNumber":     display,
 			"purePhoneNumber": pure,
 			"countryCode":     ccJSON,
-			"watermark":       map[string]any{"timestamp": f.now().Unix(), "appid": f.appID},
+			"watermark":       map[string]any{"timestamp": f.now().Unix(), "appid": wmApp},
 		},
 	}}
 }
