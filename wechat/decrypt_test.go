@@ -232,3 +232,31 @@ func TestDecryptMaxAge(t *testing.T) {
 		t.Errorf("no timestamp: err = %v", err)
 	}
 }
+
+// A repeated key is a forgery attempt (WeChat never repeats one): refused
+// at any depth, however it is spelled; what is accepted comes back
+// re-encoded from what was checked.
+func TestDecryptRepeatedKeyAndReencoding(t *testing.T) {
+	c := wechat.NewClient(appID, secret)
+	key := bytes.Repeat([]byte{7}, 16)
+	iv := bytes.Repeat([]byte{9}, 16)
+	k64 := base64.StdEncoding.EncodeToString(key)
+	iv64 := base64.StdEncoding.EncodeToString(iv)
+	wm := `"watermark":{"appid":"` + appID + `","timestamp":1}`
+	for _, plain := range []string{
+		`{"openId":"x","openId":"caller",` + wm + `}`,
+		`{"openId":"x","open\u0049d":"caller",` + wm + `}`,
+		`{"openId":"x","OPENID":"caller",` + wm + `}`,
+		`{"a":{"b":1,"b":2},` + wm + `}`,
+		`{"a":[{"b":1,"b":2}],` + wm + `}`,
+		`{` + wm + `,` + wm + `}`,
+	} {
+		if raw, err := c.Decrypt(k64, encrypt(t, key, iv, pkcs7([]byte(plain))), iv64); !errors.Is(err, wechat.ErrDecrypt) || raw != nil {
+			t.Errorf("%s: %q, %v; want ErrDecrypt", plain, raw, err)
+		}
+	}
+	raw, err := c.Decrypt(k64, encrypt(t, key, iv, pkcs7([]byte(" { \"n\" : 1.50 , "+wm+" } "))), iv64)
+	if want := `{"n":1.50,` + wm + `}`; err != nil || string(raw) != want {
+		t.Errorf("re-encoded = %s, %v; want %s", raw, err, want)
+	}
+}

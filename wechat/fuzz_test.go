@@ -9,6 +9,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/opendata"
 )
 
 // The seed corpora are in testdata/fuzz/<FuzzName>/.
@@ -32,15 +35,16 @@ func FuzzDecrypt(f *testing.F) {
 			return
 		}
 		var w struct{ Watermark Watermark }
-		if !isJSONObject(raw) || json.Unmarshal(raw, &w) != nil || w.Watermark.AppID != fuzzAppID {
+		if again, err := opendata.Object(raw); err != nil || !bytes.Equal(again, raw) || json.Unmarshal(raw, &w) != nil || w.Watermark.AppID != fuzzAppID {
 			t.Fatalf("accepted %q", raw)
 		}
 	})
 }
 
 // FuzzDecryptPlaintext encrypts an arbitrary plaintext correctly and
-// checks that Decrypt accepts exactly the JSON objects with our watermark,
-// returning them unchanged.
+// checks that Decrypt accepts exactly the JSON objects without repeated
+// keys that carry our watermark, returning them as opendata.Object
+// re-encodes them.
 func FuzzDecryptPlaintext(f *testing.F) {
 	c := NewClient(fuzzAppID, "secret")
 	key := []byte("0123456789abcdef")
@@ -53,13 +57,13 @@ func FuzzDecryptPlaintext(f *testing.F) {
 		cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
 		raw, err := c.Decrypt(b64(key), b64(ct), b64(iv))
 
-		var w struct{ Watermark *Watermark }
-		valid := isJSONObject(plain) && json.Unmarshal(plain, &w) == nil && w.Watermark != nil && w.Watermark.AppID == fuzzAppID
+		want, objErr := opendata.Object(plain)
+		valid := objErr == nil && opendata.CheckWatermark(want, fuzzAppID, 0, time.Time{}) == nil
 		switch {
 		case valid && err != nil:
 			t.Fatalf("refused %q: %v", plain, err)
-		case valid && !bytes.Equal(raw, plain):
-			t.Fatalf("got %q, want %q", raw, plain)
+		case valid && !bytes.Equal(raw, want):
+			t.Fatalf("got %q, want %q", raw, want)
 		case !valid && err == nil:
 			t.Fatalf("accepted %q", plain)
 		case !valid && !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrWatermark):
