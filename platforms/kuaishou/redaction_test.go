@@ -1,0 +1,60 @@
+package kuaishou_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/platformtest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/kuaishou"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/kuaishou/kuaishoutest"
+)
+
+// leakyTransport fails with an error quoting the whole request URL.
+type leakyTransport struct{}
+
+func (leakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return nil, fmt.Errorf("cannot reach %s", r.URL)
+}
+
+func TestNoSecretInErrors(t *testing.T) {
+	srv, c := newPair(t, kuaishou.WithTimeout(150*time.Millisecond))
+	s, err := c.Code2Session(ctx(t), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(setup func()) error {
+		setup()
+		_, err := c.Code2Session(ctx(t), "code")
+		return err
+	}
+	var errs []error
+	for _, code := range []int{100200100, 100200101, 500} {
+		errs = append(errs, login(func() { srv.FailNext(code, 1) }))
+	}
+	errs = append(errs,
+		login(func() {
+			srv.RespondNext(1, 200, "text/plain", `{"result":100200101,"error":"`+secret+`","error_msg":"bad secret `+secret+`"}`)
+		}),
+		login(func() {
+			srv.RespondNext(1, 200, "application/json", `{"result":1,"session_key":"`+s.SessionKey+`","open_id":`)
+		}),
+		login(func() {
+			srv.RespondNext(1, 200, "application/json", `{"result":1,"session_key":"`+s.SessionKey+`","open_id":5}`)
+		}),
+		login(func() { srv.SetDelay(time.Second) }),
+	)
+	srv.SetDelay(0)
+	closed := kuaishoutest.NewServer(appID, secret)
+	closed.Close()
+	_, err = kuaishou.NewClient(appID, secret, kuaishou.WithBaseURL(closed.URL)).Code2Session(ctx(t), "code")
+	errs = append(errs, err)
+	_, err = kuaishou.NewClient(appID, secret, kuaishou.WithBaseURL(srv.URL), kuaishou.WithHTTPClient(&http.Client{Transport: leakyTransport{}})).Code2Session(ctx(t), "code")
+	errs = append(errs, err)
+	for _, in := range [][3]string{{s.SessionKey, "", "AAAAAAAAAAAAAAAAAAAAAA=="}, {s.SessionKey, "AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAAA=="}, {s.SessionKey + "x", "AAAA", "AAAA"}} {
+		_, err := c.Decrypt(in[0], in[1], in[2])
+		errs = append(errs, err)
+	}
+	platformtest.NoSecrets(t, errs, []any{c, *c, s, *s}, map[string]string{"app secret": secret, "session_key": s.SessionKey})
+}
