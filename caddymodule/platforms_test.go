@@ -109,3 +109,55 @@ func TestPlatformsGrace(t *testing.T) {
 		})
 	}
 }
+
+// TestTwoPlatformsOneUpstream: QQ and Douyin sites in one config, behind
+// one upstream. Each forwards its own platform's identity, a client of
+// one cannot forge the other's, and a token of one is nothing to the
+// other.
+func TestTwoPlatformsOneUpstream(t *testing.T) {
+	qq, douyin := newQQFake(t), newDouyinFake(t)
+	a := qq.start(t, "")
+	upstream := a.upstream
+	a.load(globalOptions() + qq.site("", upstream) + otherHost(douyin.site("", upstream)))
+	d := a.on("http://127.0.0.1:9080")
+
+	qqTok, douyinTok := a.login("alice"), d.login("alice")
+	st, h := a.upstreamHeaders(qqTok, "X-Douyin-OpenID", "forged", "X-Douyin-AppID", "forged")
+	if st != 200 || h.Get("X-QQ-OpenID") != qq.openID("alice") || h.Get("X-Douyin-OpenID") != "" || h.Get("X-Douyin-AppID") != "" {
+		t.Fatalf("through QQ: %d %v", st, h)
+	}
+	st, h = d.upstreamHeaders(douyinTok, "X-QQ-OpenID", "forged", "X_QQ_Phone", "forged")
+	if st != 200 || h.Get("X-Douyin-OpenID") != douyin.openID("alice") || h.Get("X-QQ-OpenID") != "" || h.Get("X-Qq-Phone") != "" {
+		t.Fatalf("through Douyin: %d %v", st, h)
+	}
+	if st, _ := d.upstreamHeaders(qqTok); st != 401 {
+		t.Fatalf("a QQ token on the Douyin site: %d", st)
+	}
+	if st, _ := a.upstreamHeaders(douyinTok); st != 401 {
+		t.Fatalf("a Douyin token on the QQ site: %d", st)
+	}
+}
+
+// TestWeChatStripsEveryPlatform: a WeChat gateway, anonymous requests
+// included, removes every platform's default identity headers.
+func TestWeChatStripsEveryPlatform(t *testing.T) {
+	a := startGateway(t, "mode optional")
+	tok := a.login("wes")
+	var forged []string
+	for _, prefix := range []string{"X-QQ", "X-Douyin", "X-Kuaishou", "X-Baidu", "X-Alipay"} {
+		for _, field := range []string{"OpenID", "UnionID", "Phone", "Country-Code", "AppID"} {
+			forged = append(forged, prefix+"-"+field, "forged", strings.ReplaceAll(prefix+"_"+field, "-", "_"), "forged")
+		}
+	}
+	for _, token := range []string{tok, ""} {
+		st, h := a.upstreamHeaders(token, forged...)
+		if st != 200 {
+			t.Fatalf("%d", st)
+		}
+		for name, vs := range h {
+			if strings.Contains(strings.Join(vs, ","), "forged") {
+				t.Errorf("token %v: forged %s reached the upstream", token != "", name)
+			}
+		}
+	}
+}
