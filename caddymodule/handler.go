@@ -222,6 +222,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	h.logger = h.logger.With(zap.String("platform", h.platformName))
 	repl := caddy.NewReplacer()
 	if h.appID, err = caddyconf.Resolve(repl, "app_id", h.AppID); err != nil {
 		return err
