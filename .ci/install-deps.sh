@@ -11,6 +11,8 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v node >/dev/null 2>&1 || need+=(nodejs) # the client kit's tests
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v curl >/dev/null 2>&1 || need+=(curl) # the README walkthrough (e2e)
+# The Grafana dashboard's check asks a real Prometheus every panel's query.
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 # -race needs cgo, so the C compiler go uses (gcc unless CC says otherwise).
 cc="$(go env CC 2>/dev/null || true)"
 command -v "${cc:-gcc}" >/dev/null 2>&1 || need+=(gcc libc6-dev)

@@ -18,7 +18,8 @@ func init() {
 }
 
 // AdminAPI is the admin.api.wechat_auth module: routes on Caddy's admin
-// endpoint to revoke a user's sessions and read session counts.
+// endpoint to revoke a user's sessions, reset a user's session key and
+// read session counts.
 //
 // It adds no authentication of its own: it is exactly as protected as the
 // admin endpoint (by default localhost:2019 only; see Caddy's `admin`
@@ -36,7 +37,7 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes returns the admin routes.
 func (a AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/wechat_auth/users/", Handler: adminRoute(http.MethodDelete, a.handleUser)},
+		{Pattern: "/wechat_auth/users/", Handler: a.usersRoute()},
 		{Pattern: "/wechat_auth/stats", Handler: adminRoute(http.MethodGet, a.handleStats)},
 	}
 }

@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    refused_code_limit  <n> [<window>] | off
 //	    mode                required|optional
 //	    require_phone
+//	    serve               miniprogram|upstream
 //	    max_data_age        <duration>|off
 //	    header_openid       <name>
 //	    header_unionid      <name>
@@ -116,6 +117,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = caddyconf.OneArg(d, &h.Mode)
 			if err == nil {
 				err = wrap(d, checkMode(h.Mode))
+			}
+		case "serve":
+			err = caddyconf.OneArg(d, &h.Serve)
+			if err == nil {
+				err = wrap(d, checkServe(h.Serve))
 			}
 		case "require_phone":
 			err = caddyconf.NoArgs(d)

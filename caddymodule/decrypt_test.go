@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
 func TestDecrypt(t *testing.T) {
@@ -76,5 +79,39 @@ func TestDecryptOpenIDNotAString(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectError(t, a.postJSON("/wechat/decrypt", tok, map[string]string{"encryptedData": enc, "iv": iv}), 400, "watermark_mismatch")
+	}
+}
+
+// /decrypt answers the object it checked, re-encoded (compact, strings
+// as decoded, numbers with their text), not the plaintext as sealed; a
+// plaintext that repeats a key anywhere, however spelled, is 400
+// decrypt_failed.
+func TestDecryptAnswersTheCheckedObject(t *testing.T) {
+	a := startGateway(t, "")
+	tok := a.login("hana")
+	me, other := a.fake.OpenID("hana"), a.fake.OpenID("someone-else")
+	wm := fmt.Sprintf(`{"appid":%q,"timestamp":%d}`, a.appID, time.Now().Unix())
+	post := func(plain string) response {
+		t.Helper()
+		enc, iv, err := wechattest.SealWithKey(a.fake.SessionKey("hana"), []byte(plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.postJSON("/wechat/decrypt", tok, map[string]string{"encryptedData": enc, "iv": iv})
+	}
+	r := post(" {\n \"openId\" : \"" + me + "\", \"nickName\": \"a\\u003cb\", \"n\": 1.50,\n \"watermark\": " + wm + " } ")
+	want := `{"openId":"` + me + `","nickName":"a<b","n":1.50,"watermark":` + wm + `}`
+	if r.status != 200 || r.raw != want {
+		t.Fatalf("decrypt answered\n%s\nwant the re-encoding\n%s", r.raw, want)
+	}
+	for name, plain := range map[string]string{
+		"openId twice":        `{"openId":"` + other + `","openId":"` + me + `","watermark":` + wm + `}`,
+		"escaped spelling":    `{"openId":"` + other + `","open\u0049d":"` + me + `","watermark":` + wm + `}`,
+		"other case":          `{"openid":"` + other + `","openId":"` + me + `","watermark":` + wm + `}`,
+		"nested":              `{"openId":"` + me + `","a":{"b":[{"c":1,"c":2}]},"watermark":` + wm + `}`,
+		"watermark twice":     `{"openId":"` + me + `","watermark":{"appid":"wx00000000000000ff"},"watermark":` + wm + `}`,
+		"watermark key twice": `{"openId":"` + me + `","watermark":{"appid":"wx00000000000000ff","appid":"` + a.appID + `","timestamp":1}}`,
+	} {
+		t.Run(name, func(t *testing.T) { expectError(t, post(plain), 400, "decrypt_failed") })
 	}
 }

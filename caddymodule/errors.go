@@ -24,6 +24,10 @@ const (
 	codeInvalidCode        = "invalid_code"
 	codeUserBlocked        = "user_blocked"
 	codePhoneRequired      = "phone_required"
+	codeCodeNotForUser     = "code_not_for_user"
+	codeNotFound           = "not_found"
+	codeUnknownUser        = "unknown_user"
+	codeSessionKeyInvalid  = "session_key_invalid"
 	codeMethodNotAllowed   = "method_not_allowed"
 	codeBodyTooLarge       = "body_too_large"
 	codeRequestTimeout     = "request_timeout"
@@ -126,6 +130,9 @@ func failureAnswer(f platform.Failure, info platform.Info) wechatFailure {
 // classifyPhoneCodeError is classifyWeChatError for getuserphonenumber,
 // whose codes come from the phone button, not from wx.login.
 func classifyPhoneCodeError(err error) wechatFailure {
+	if wechat.IsCodeNotForUser(err) {
+		return wechatFailure{http.StatusForbidden, codeCodeNotForUser, "the phone code was made for another WeChat user: tap the phone button again"}
+	}
 	f := classifyWeChatError(err)
 	if f.code == codeInvalidCode {
 		f.message = "the phone code is invalid, expired or already used: tap the phone button again"

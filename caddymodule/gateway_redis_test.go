@@ -1,13 +1,11 @@
 package caddymodule
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,118 +14,43 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
-// gatewayEnv carries the Caddyfile of a gateway that the test binary
-// runs as a child process (see startGatewayProcess).
-const gatewayEnv = "WECHAT_AUTH_TEST_GATEWAY_CADDYFILE"
-
 // TestMain runs the package's tests, or, in a child process started by
-// startGatewayProcess, one more gateway.
+// startGatewayProcess, one more gateway: `caddy run` of this test binary.
 func TestMain(m *testing.M) {
-	if cfg := os.Getenv(gatewayEnv); cfg != "" {
-		os.Exit(runGatewayProcess(cfg))
+	if gatewaytest.IsSelf() {
+		caddycmd.Main()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-// runGatewayProcess loads cfg into this process's Caddy, says "ready",
-// and runs until its standard input is closed.
-func runGatewayProcess(cfg string) int {
-	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "adapting:", err)
-		return 1
-	}
-	if err := caddy.Load(js, true); err != nil {
-		fmt.Fprintln(os.Stderr, "loading:", err)
-		return 1
-	}
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	_ = caddy.Stop()
-	return 0
-}
-
 // startGatewayProcess runs another gateway of app a in a child process
-// (this test binary), on a free port, with storeBlock as its store: its
-// own Redis connections, local cache and admin API, as a second machine
-// would have. The in-process admin API then reaches only the first
-// gateway's store, and the child learns of changes through Redis alone.
+// (this test binary acting as Caddy), on a free port, with storeBlock as
+// its store: its own Redis connections, local cache and admin API, as a
+// second machine would have. The in-process admin API then reaches only
+// the first gateway's store, and the child learns of changes through
+// Redis alone.
 func startGatewayProcess(t *testing.T, a *testApp, storeBlock string) *testApp {
 	t.Helper()
-	port := redistest.FreePort(t)
+	port := gatewaytest.FreePort(t)
 	site := strings.Replace(a.site(storeBlock), "http://localhost:9080", "http://127.0.0.1:"+strconv.Itoa(port), 1)
-	cfg := "{\n\tadmin off\n\tpersist_config off\n\tgrace_period 1ms\n}\n" + site
-	// Not os.Args[0]: caddytest rewrites os.Args.
-	self, err := os.Executable()
+	o, err := gatewaytest.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), gatewayEnv+"="+cfg)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		stderrMu.Lock()
-		defer stderrMu.Unlock()
-		return stderr.Write(p)
-	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if sc.Text() == "ready" {
-				ready <- true
-			}
-		}
-		ready <- false
-	}()
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	select {
-	case ok := <-ready:
-		if !ok {
-			stderrMu.Lock()
-			defer stderrMu.Unlock()
-			t.Fatalf("the gateway process did not start:\n%s", stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the gateway process did not start within a minute")
-	}
+	o.Dir = t.TempDir()
+	o.Caddyfile = "{\n\tadmin off\n\tpersist_config off\n\tgrace_period 1ms\n}\n" + site
+	gatewaytest.Run(t, o)
 	return a.on("http://127.0.0.1:" + strconv.Itoa(port))
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // redisStoreBlock is a store redis block of the given settings (one a
 // line), for a gateway site.
@@ -184,7 +107,7 @@ func shareSessions(t *testing.T, g *twoGateways) {
 	if r := g.A.postJSON("/wechat/phone", tok, map[string]string{"code": "sam"}); r.status != 200 {
 		t.Fatalf("phone on A: %d %s", r.status, r.raw)
 	}
-	storetest.Eventually(t, 3*time.Second, "B forwards the phone bound on A", func() bool {
+	gatewaytest.Eventually(t, 3*time.Second, "B forwards the phone bound on A", func() bool {
 		_, h := g.B.upstreamHeaders(tok)
 		return h.Get("X-Wechat-Phone") == "13700001234"
 	})
@@ -211,7 +134,7 @@ func shareSessions(t *testing.T, g *twoGateways) {
 	if r := g.B.do("POST", "/wechat/logout", tok, "", nil); r.status != 204 {
 		t.Fatalf("logout on B: %d", r.status)
 	}
-	storetest.Eventually(t, 3*time.Second, "A refuses the token logged out on B", func() bool {
+	gatewaytest.Eventually(t, 3*time.Second, "A refuses the token logged out on B", func() bool {
 		st, _ := g.A.upstreamHeaders(tok)
 		return st == 401
 	})
@@ -236,7 +159,7 @@ func TestRedisOutageIsNever401(t *testing.T) {
 	expectError(t, g.A.do("GET", "/api/x", strings.Repeat("A", tokenLength), "", nil), 503, "store_unavailable")
 
 	srv.Restart()
-	storetest.Eventually(t, 3*time.Second, "recovery after Redis returns", func() bool {
+	gatewaytest.Eventually(t, 3*time.Second, "recovery after Redis returns", func() bool {
 		st, _ := g.A.upstreamHeaders(tok)
 		return st == 200
 	})
@@ -277,7 +200,7 @@ func TestRevocationIsInstant(t *testing.T) {
 	// invalidation can make it refuse tok before cache_ttl).
 	cachedOnB := func(tok string) {
 		t.Helper()
-		storetest.Eventually(t, 5*time.Second, "B caches the token", func() bool {
+		gatewaytest.Eventually(t, 5*time.Second, "B caches the token", func() bool {
 			if st, _ := b.upstreamHeaders(tok); st != 200 {
 				t.Fatalf("B: %d", st)
 			}
@@ -387,11 +310,11 @@ func TestRevocationIsInstant(t *testing.T) {
 	t.Logf("with the subscription cut: B refused the token after %v (cache_ttl 5s)", lag)
 }
 
-// TestLogoutIsImmediate is issue 15's item 4 through HTTP: on the gateway
-// that answered a logout (or an admin revocation) 204 (200), no request
-// that starts afterwards is served, while other requests with the token
-// run throughout. Tried many times; TestRedisStoreLogoutIsImmediate
-// tries the store's race in a tighter loop.
+// TestLogoutIsImmediate: on the gateway that answered a logout (or an
+// admin revocation) 204 (200), no request that starts afterwards is
+// served, while other requests with the token run throughout. Tried many
+// times; TestRedisStoreLogoutIsImmediate tries the store's race in a
+// tighter loop.
 func TestLogoutIsImmediate(t *testing.T) {
 	srv := redistest.Start(t)
 	a := startGateway(t, redisStoreBlock("address "+srv.Addr(), "cache_ttl 1m"))
@@ -531,7 +454,7 @@ func (f *failoverTraffic) end() time.Duration {
 // reads its session.
 func allServe(t *testing.T, gateways []*testApp, tokens []string, within time.Duration) {
 	t.Helper()
-	storetest.Eventually(t, within, "every token served again", func() bool {
+	gatewaytest.Eventually(t, within, "every token served again", func() bool {
 		for _, g := range gateways {
 			for _, tok := range tokens {
 				if st, _ := g.upstreamHeaders(tok); st != 200 {
@@ -590,7 +513,7 @@ func afterFailover(t *testing.T, a, b *testApp, tokens []string) {
 	if r := a.do("POST", "/wechat/logout", tokens[1], "", nil); r.status != 204 {
 		t.Fatalf("logout after the failover: %d", r.status)
 	}
-	storetest.Eventually(t, 3*time.Second, "the logout seen on B", func() bool {
+	gatewaytest.Eventually(t, 3*time.Second, "the logout seen on B", func() bool {
 		st, _ := b.upstreamHeaders(tokens[1])
 		return st == 401
 	})

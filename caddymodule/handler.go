@@ -10,6 +10,7 @@ package caddymodule
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -158,6 +159,14 @@ type Handler struct {
 	// Upstream header carrying the app id. Default: X-WeChat-AppID.
 	HeaderAppID string `json:"header_appid,omitempty"`
 
+	// What the block serves under PathPrefix: "miniprogram", the mini
+	// program's endpoints and the pass-through of every other request, or
+	// "upstream", the upstream API (signature, check_session) and nothing
+	// else: every other request is answered 404 and none is passed on.
+	// An upstream block shares the mini program block's sessions when it
+	// has the same app_id and store. Default: miniprogram.
+	Serve string `json:"serve,omitempty"`
+
 	// The session store module. Default: {"backend": "memory"}.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=wechat_auth.stores inline_key=backend"`
 
@@ -180,6 +189,8 @@ type Handler struct {
 	headers      identityHeaders
 	paths        endpointPaths
 	refusals     *refusalLimiter // nil when refused_code_limit is off
+	releaseReset func()          // the admin API's key reset route
+	upstream     *upstreamAPI    // nil unless Serve is upstream
 }
 
 // endpointPaths are the endpoints' full paths, from PathPrefix.
@@ -262,13 +273,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.newPlatform(pm, secret, apiBase); err != nil {
 		return err
 	}
+	if h.Serve == ServeUpstream {
+		if h.client == nil {
+			// signature and check_session are WeChat's server APIs.
+			return fmt.Errorf("serve upstream is WeChat's: %s has no user-state signature or checkSessionKey API", h.info.Title)
+		}
+		h.upstream = newUpstreamAPI(h)
+	}
 	// From here on the secret lives only inside the client, which redacts
 	// it whatever prints it; the config field (a placeholder or, worse,
 	// the literal) is not needed again, so nothing that dumps the handler
 	// can show it.
 	h.AppSecret = ""
 
-	return h.openStore(ctx)
+	if err := h.openStore(ctx); err != nil {
+		return err
+	}
+	if h.client != nil {
+		// The key reset is WeChat's resetUserSessionKey.
+		h.releaseReset = registerKeyResetter(h)
+	}
+	return nil
 }
 
 func (h *Handler) applyDefaults() {
@@ -278,6 +303,7 @@ func (h *Handler) applyDefaults() {
 	h.BodyTimeout = cmp.Or(h.BodyTimeout, caddy.Duration(DefaultBodyTimeout))
 	h.RefusedCodeWindow = cmp.Or(h.RefusedCodeWindow, caddy.Duration(DefaultRefusedCodeWindow))
 	h.Mode = cmp.Or(h.Mode, ModeRequired)
+	h.Serve = cmp.Or(h.Serve, ServeMiniProgram)
 	// The platform's header names (X-QQ-OpenID, ...); WeChat's when the
 	// platform is not known yet.
 	defaults := platform.DefaultHeaders(cmp.Or(h.info.HeaderPrefix, "X-WeChat"))
@@ -299,6 +325,9 @@ func (h *Handler) applyDefaults() {
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	if err := checkMode(h.Mode); err != nil {
+		return err
+	}
+	if err := checkServe(h.Serve); err != nil {
 		return err
 	}
 	if err := checkPathPrefix(h.PathPrefix); err != nil {
@@ -336,6 +365,9 @@ func (h *Handler) Cleanup() error {
 	if h.releaseStore != nil {
 		h.releaseStore()
 	}
+	if h.releaseReset != nil {
+		h.releaseReset()
+	}
 	return nil
 }
 
@@ -345,6 +377,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Before anything else, and for every request: a client must never be
 	// able to pose as a user by sending the identity headers itself.
 	h.headers.strip(r)
+	if h.upstream != nil {
+		return h.serveUpstreamAPI(w, r)
+	}
 
 	switch r.URL.Path {
 	case h.paths.login:

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
+	wechatplatform "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform/wechat"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
@@ -134,8 +135,13 @@ func (m *handlerMetrics) observeAPI(api string, elapsed time.Duration, result st
 	m.apiDuration.WithLabelValues(api).Observe(elapsed.Seconds())
 }
 
-// apiResult is the result label of an exchange that ended with err.
-func apiResult(p platform.Platform, err error) string {
+// apiResult is the result label of an exchange with WeChat that ended
+// with err.
+func apiResult(err error) string { return platformResult(&wechatplatform.Platform{}, err) }
+
+// platformResult is the result label of an exchange with p's server API
+// that ended with err.
+func platformResult(p platform.Platform, err error) string {
 	if err == nil {
 		return "ok"
 	}

@@ -52,9 +52,11 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.Tok
 		if !validCode(req.Code) {
 			return writeError(w, http.StatusBadRequest, codeInvalidRequest, `"code" must be the code of getPhoneNumber`)
 		}
-		// The code form names no user: WeChat issued the code to whoever
-		// tapped the button in this mini program, and the caller's token
-		// says who that is.
+		// The code goes to WeChat with the caller's openid, from the
+		// token: WeChat then refuses a code made for another user (403
+		// code_not_for_user), and the client refuses an answer
+		// watermarked for another app (400 watermark_mismatch). Either
+		// way nothing is bound.
 		form = "code"
 		wi, err := h.client.PhoneNumber(r.Context(), req.Code, sess.User.OpenID)
 		if err != nil {

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -133,5 +134,63 @@ func TestUsedPhoneCodeSaysTapAgain(t *testing.T) {
 	r = a.postJSON("/wechat/login", "", map[string]string{"code": "bad"})
 	if msg, _ := r.body["message"].(string); !strings.Contains(msg, "wx.login") {
 		t.Fatalf("message for an invalid login code: %q", msg)
+	}
+}
+
+// A phone code goes to WeChat with the caller's openid: a code made for
+// another user is refused (403 code_not_for_user, as the fake answers
+// WeChat's binding check) and binds nothing; its owner can still use it.
+func TestPhoneCodeOfAnotherUser(t *testing.T) {
+	a := startGateway(t, "")
+	a.fake.SetPhone("bob", "13800009999", "86")
+	alice := a.login("alice")
+	expectError(t, a.postJSON("/wechat/phone", alice, map[string]string{"code": "bob"}), 403, "code_not_for_user")
+	if st, h := a.upstreamHeaders(alice); st != 200 || h.Get("X-Wechat-Phone") != "" {
+		t.Fatalf("alice after posting bob's code: %d %v", st, h)
+	}
+	if s := a.do(http.MethodGet, "/wechat/session", alice, "", nil); s.body["has_phone"] != false {
+		t.Fatalf("alice's session: %s", s.raw)
+	}
+	bob := a.login("bob")
+	if r := a.postJSON("/wechat/phone", bob, map[string]string{"code": "bob"}); r.status != 200 || r.body["purePhoneNumber"] != "13800009999" {
+		t.Fatalf("bob's own code: %d %s", r.status, r.raw)
+	}
+}
+
+// The code form's answer must be watermarked for this app: another app's
+// watermark is 400 watermark_mismatch and binds nothing.
+func TestPhoneCodeWatermark(t *testing.T) {
+	a := startGateway(t, "")
+	tok := a.login("carl")
+	a.fake.SetPhoneWatermarkAppID("wx00000000000000ff")
+	expectError(t, a.postJSON("/wechat/phone", tok, map[string]string{"code": "carl"}), 400, "watermark_mismatch")
+	if s := a.do(http.MethodGet, "/wechat/session", tok, "", nil); s.body["has_phone"] != false {
+		t.Fatalf("bound despite the watermark: %s", s.raw)
+	}
+	a.fake.SetPhoneWatermarkAppID("")
+	if r := a.postJSON("/wechat/phone", tok, map[string]string{"code": "carl:2"}); r.status != 200 {
+		t.Fatalf("with our watermark: %d %s", r.status, r.raw)
+	}
+}
+
+// The legacy form refuses a payload that repeats a key, as /decrypt does:
+// 400 decrypt_failed, nothing bound.
+func TestPhoneLegacyDuplicateKey(t *testing.T) {
+	a := startGateway(t, "")
+	tok := a.login("dina")
+	wm := fmt.Sprintf(`"watermark":{"appid":%q,"timestamp":%d}`, a.appID, time.Now().Unix())
+	for _, plain := range []string{
+		`{"phoneNumber":"13800001111","purePhoneNumber":"13800001111","purePhoneNumber":"13900002222","countryCode":"86",` + wm + `}`,
+		`{"phoneNumber":"13800001111","purePhoneNumber":"13800001111","countryCode":"86",` + wm + `,"watermark":{"appid":"wx00000000000000ff"}}`,
+		`{"phoneNumber":"13800001111","purePhone\u004eumber":"13800001111","purePhoneNumber":"1","countryCode":"86",` + wm + `}`,
+	} {
+		enc, iv, err := wechattest.SealWithKey(a.fake.SessionKey("dina"), []byte(plain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectError(t, a.postJSON("/wechat/phone", tok, map[string]string{"encryptedData": enc, "iv": iv}), 400, "decrypt_failed")
+	}
+	if s := a.do(http.MethodGet, "/wechat/session", tok, "", nil); s.body["has_phone"] != false {
+		t.Fatalf("bound from a payload with a repeated key: %s", s.raw)
 	}
 }

@@ -166,3 +166,12 @@ func TestPlatformCaddyfile(t *testing.T) {
 		t.Errorf("app_id error at its line: %v", err)
 	}
 }
+
+// TestUpstreamAPIIsWeChats: serve upstream (signature, check_session) on
+// another platform is an error at start.
+func TestUpstreamAPIIsWeChats(t *testing.T) {
+	h := &Handler{AppID: "1109000000", AppSecret: "s", Serve: ServeUpstream, PlatformRaw: json.RawMessage(`{"name":"qq"}`)}
+	if err := provisionJSON(t, h); err == nil || !strings.Contains(err.Error(), "serve upstream is WeChat's") {
+		t.Fatalf("serve upstream on QQ: %v", err)
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 	// The demo serves the platforms' fakes through the dev mock.
 	_ "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/wechatmock"
 )
@@ -33,7 +33,7 @@ func TestPlatformsDemo(t *testing.T) {
 	cfg = strings.ReplaceAll(cfg, "examples/platforms", examples)
 	ports := map[string]string{}
 	for _, port := range []string{"8090", "9010", "9019"} {
-		ports[port] = strconv.Itoa(redistest.FreePort(t))
+		ports[port] = strconv.Itoa(gatewaytest.FreePort(t))
 		cfg = strings.ReplaceAll(cfg, "localhost:"+port, "localhost:"+ports[port])
 	}
 	a := newApp(t)

@@ -86,7 +86,7 @@ func (h *Handler) newPlatform(pm platform.Module, secret caddyconf.Secret, apiBa
 		Timeout:    time.Duration(h.Timeout),
 		MaxDataAge: time.Duration(h.MaxDataAge),
 		Observe: func(api string, elapsed time.Duration, err error) {
-			h.metrics.observeAPI(api, elapsed, apiResult(h.platform, err))
+			h.metrics.observeAPI(api, elapsed, platformResult(h.platform, err))
 		},
 	})
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // TestPlatformsOnRedis: two gateways of one app on one Redis, for a
@@ -46,14 +46,14 @@ func TestPlatformsOnRedis(t *testing.T) {
 					t.Fatalf("grace through B: %d %s", r.status, r.raw)
 				}
 			}
-			storetest.Eventually(t, 2*time.Second, "B forwards the phone", func() bool {
+			gatewaytest.Eventually(t, 2*time.Second, "B forwards the phone", func() bool {
 				_, h := b.upstreamHeaders(tok)
 				return h.Get(p.header("Phone")) == number
 			})
 			if st, _ := adminDo(t, http.MethodDelete, "/wechat_auth/users/"+p.openID("alice")+"?app_id="+p.appID); st != 200 {
 				t.Fatalf("revoke: %d", st)
 			}
-			storetest.Eventually(t, 2*time.Second, "B refuses the revoked token", func() bool {
+			gatewaytest.Eventually(t, 2*time.Second, "B refuses the revoked token", func() bool {
 				st, _ := b.upstreamHeaders(tok)
 				return st == 401
 			})

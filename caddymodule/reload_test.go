@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 func TestReloadKeepsSessionsAndAppsApart(t *testing.T) {
@@ -204,7 +204,7 @@ func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *
 			t.Fatalf("%d connections reset although net.ipv4.tcp_migrate_req=1", n)
 		}
 	} else if resets.Load() > 0 {
-		t.Logf("net.ipv4.tcp_migrate_req is not 1 here: the resets are the kernel's (see the README's Reloads)")
+		t.Logf("net.ipv4.tcp_migrate_req is not 1 here: the resets are the kernel's (see docs/operations.md, Reloads)")
 	}
 	// Both causes hit only the connections opened in the instant of a
 	// reload; a larger share points at something else.
@@ -222,7 +222,7 @@ func reloadUnderLoad(t *testing.T, base, siteExtra string, newTransport func() *
 // certificate (it does so in the background after the config loads).
 func waitForCertificate(t *testing.T, client *http.Client, base string) {
 	t.Helper()
-	storetest.Eventually(t, 10*time.Second, "a TLS certificate for "+base, func() bool {
+	gatewaytest.Eventually(t, 10*time.Second, "a TLS certificate for "+base, func() bool {
 		resp, err := client.Get(base + "/wechat/session")
 		if err == nil {
 			resp.Body.Close()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // TestSessionKeyGrace is WeChat's getPhoneNumber pitfall, solved on the
@@ -60,7 +60,7 @@ func TestSessionKeyGrace(t *testing.T) {
 		decrypt := func() response {
 			return a.postJSON("/wechat/decrypt", tok2, map[string]string{"encryptedData": encU, "iv": ivU})
 		}
-		storetest.Eventually(t, 10*time.Second, "decrypt_failed after the grace", func() bool { return decrypt().status == 400 })
+		gatewaytest.Eventually(t, 10*time.Second, "decrypt_failed after the grace", func() bool { return decrypt().status == 400 })
 		expectError(t, decrypt(), 400, "decrypt_failed")
 	})
 

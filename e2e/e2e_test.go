@@ -23,10 +23,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 const (
@@ -97,24 +98,6 @@ func xcaddyEnv(environ []string, race bool) []string {
 	return env
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // demoPort is one of Caddyfile.example's fixed ports and the free one the
 // test runs it on instead.
 type demoPort struct {
@@ -136,18 +119,30 @@ func demoPorts() []*demoPort {
 // pickPorts gives each demo port a distinct loopback port that is free now.
 func pickPorts(t *testing.T, ports []*demoPort) {
 	t.Helper()
-	seen := map[int]bool{}
-	for _, p := range ports {
-		for p.port == 0 || seen[p.port] {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.port = l.Addr().(*net.TCPAddr).Port
-			l.Close()
-		}
-		seen[p.port] = true
+	free, err := gatewaytest.FreePorts(len(ports))
+	if err != nil {
+		t.Fatal(err)
 	}
+	for i, p := range ports {
+		p.port = free[i]
+	}
+}
+
+// exampleOnFreePorts is the checkout's Caddyfile.example with its ports
+// moved to free ones, and those ports.
+func exampleOnFreePorts(t *testing.T, root string) (string, []*demoPort) {
+	t.Helper()
+	example, err := os.ReadFile(filepath.Join(root, "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := demoPorts()
+	pickPorts(t, ports)
+	rewritten, err := rewritePorts(string(example), ports)
+	if err != nil {
+		t.Fatalf("Caddyfile.example: %v", err)
+	}
+	return rewritten, ports
 }
 
 // demoAddr matches a demo port where Caddyfile.example names one.
@@ -200,50 +195,17 @@ func checkFree(p *demoPort) error {
 	return nil
 }
 
-// startCaddy runs bin on the Caddyfile and returns once Caddy says it
-// serves it. If it exits first, the test fails with its reason (a port in
-// use is named in it).
-func startCaddy(t *testing.T, bin, dir, caddyfile string, ports []*demoPort) *syncBuffer {
+// startCaddy runs bin on the Caddyfile, from dir, and returns once Caddy
+// says it serves it and every port listens. If it exits first, the test
+// fails with its reason (a port in use is named in it).
+func startCaddy(t *testing.T, bin, dir, caddyfile string, ports []*demoPort) *gatewaytest.Process {
 	t.Helper()
 	for _, p := range ports {
 		if err := checkFree(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", logs.String())
-		}
-	})
-
-	deadline := time.After(60 * time.Second)
-	for !strings.Contains(logs.String(), "serving initial configuration") {
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
-			t.Fatalf("caddy exited before serving its config (%v); its output:\n%s", err, logs.String())
-		case <-deadline:
-			t.Fatalf("caddy did not say \"serving initial configuration\" within 60s; its output:\n%s", logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	proc := gatewaytest.Run(t, gatewaytest.Options{Bin: bin, Dir: t.TempDir(), WorkDir: dir, Caddyfile: caddyfile})
 	for _, p := range ports {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), 2*time.Second)
 		if err != nil {
@@ -251,7 +213,7 @@ func startCaddy(t *testing.T, bin, dir, caddyfile string, ports []*demoPort) *sy
 		}
 		c.Close()
 	}
-	return &logs
+	return proc
 }
 
 func call(t *testing.T, method, url, token string, body any) (int, map[string]any) {
@@ -304,22 +266,8 @@ func TestDemoWithXcaddyBinary(t *testing.T) {
 		}
 	}
 
-	// Caddyfile.example, on ports of the test's own.
-	example, err := os.ReadFile(filepath.Join(root, "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports := demoPorts()
-	pickPorts(t, ports)
-	config := filepath.Join(t.TempDir(), "Caddyfile")
-	rewritten, err := rewritePorts(string(example), ports)
-	if err != nil {
-		t.Fatalf("Caddyfile.example: %v", err)
-	}
-	if err := os.WriteFile(config, []byte(rewritten), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := startCaddy(t, bin, root, config, ports)
+	rewritten, ports := exampleOnFreePorts(t, root)
+	caddy := startCaddy(t, bin, root, rewritten, ports)
 	gateway := "http://localhost:" + strconv.Itoa(ports[0].port)
 	mock := "http://localhost:" + strconv.Itoa(ports[1].port)
 
@@ -376,7 +324,7 @@ func TestDemoWithXcaddyBinary(t *testing.T) {
 	if st, _ := call(t, "GET", gateway+"/hello", token, nil); st != 401 {
 		t.Fatalf("after logout: %d", st)
 	}
-	if !strings.Contains(logs.String(), "not for production") {
+	if !strings.Contains(caddy.Log(), "not for production") {
 		t.Errorf("wechat_mock did not warn that it is not for production")
 	}
 

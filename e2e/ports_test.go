@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,16 +10,7 @@ import (
 // TestRewritePorts: every port of Caddyfile.example moves, the ones the
 // gateway reaches (api_base, reverse_proxy) included.
 func TestRewritePorts(t *testing.T) {
-	example, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports := demoPorts()
-	pickPorts(t, ports)
-	out, err := rewritePorts(string(example), ports)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, ports := exampleOnFreePorts(t, "..")
 	gw, mock, up, admin := ports[0].port, ports[1].port, ports[2].port, ports[3].port
 	for _, want := range []string{
 		"admin localhost:" + strconv.Itoa(admin) + "\n",

@@ -21,21 +21,19 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/memorystore"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // sessions is -sessions.
@@ -83,10 +81,12 @@ func main() {
 	var c *caddyProc
 	var times []time.Duration
 	for i := range *restarts {
-		if c != nil {
+		if c == nil {
+			c = start(*caddyBin, dir, file)
+		} else {
 			c.stop()
+			c.restart()
 		}
-		c = start(*caddyBin, dir, file)
 		times = append(times, c.waitAuthenticated(token(*sessions/2)))
 		c.checkAuthenticated(token(0))
 		say("restart %d: first authenticated 200 after %v (process start to answer)", i+1, times[i].Round(time.Millisecond))
@@ -120,7 +120,7 @@ var running *caddyProc
 
 func fatal(format string, args ...any) {
 	if running != nil {
-		running.cmd.Process.Kill()
+		running.proc.Kill()
 	}
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	os.Exit(1)
@@ -168,69 +168,40 @@ func write(file string, n int) {
 	cancel2()
 }
 
+// caddyProc is a Caddy child and the addresses of its sites.
 type caddyProc struct {
-	cmd           *exec.Cmd
-	start         time.Time
+	proc          *gatewaytest.Process
 	gateway, mock string
 	client        *http.Client
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// start runs Caddy with the gateway (persisting to file, unless "") and
+// a wechat_mock site, on free ports. It does not wait: restart times
+// count from the exec.
+func start(bin, dir, file string) *caddyProc {
+	maxSessions := 2 * *sessions
+	ports, err := gatewaytest.FreePorts(3)
 	if err != nil {
 		fatal("%v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// start runs Caddy with the gateway (persisting to file, unless "") and
-// a wechat_mock site.
-func start(bin, dir, file string) *caddyProc {
-	maxSessions := 2 * *sessions
-	admin, gw, mock := freePort(), freePort(), freePort()
+	admin, gw, mock := ports[0], ports[1], ports[2]
 	persist := ""
 	if file != "" {
 		// Room for the timed logins: at the limit, the oldest sessions
 		// (the first written) would be evicted.
 		persist = fmt.Sprintf("\t\tstore memory {\n\t\t\tmax_sessions %d\n\t\t\tpersist %s\n\t\t}\n", maxSessions, file)
 	}
-	cf := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	storage file_system %s
-}
-
-http://127.0.0.1:%d {
-	wechat_auth {
-		app_id %s
-		app_secret %s
-		api_base http://127.0.0.1:%d
-%s	}
-	respond "ok {http.auth.user.id}"
-}
-
-http://127.0.0.1:%d {
-	wechat_mock {
-		app_id %s
-		app_secret %s
-	}
-}
-`, admin, filepath.Join(dir, "caddy-data"), gw, appID, secret, mock, persist, mock, appID, secret)
-	cfFile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfFile, []byte(cf), 0o600); err != nil {
-		fatal("%v", err)
-	}
-	cmd := exec.Command(bin, "run", "--config", cfFile, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cf := gatewaytest.MockedGateway{Admin: admin, Storage: filepath.Join(dir, "caddy-data"), AppID: appID, AppSecret: secret, Mock: mock,
+		Sites: []gatewaytest.GatewaySite{{Port: gw, Store: persist, Respond: "ok {http.auth.user.id}"}}}.Caddyfile()
 	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("caddy-%d.log", gw)))
 	if err != nil {
 		fatal("%v", err)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	c := &caddyProc{cmd: cmd, start: time.Now(), gateway: fmt.Sprintf("http://127.0.0.1:%d", gw),
+	c := &caddyProc{gateway: fmt.Sprintf("http://127.0.0.1:%d", gw),
 		mock: fmt.Sprintf("http://127.0.0.1:%d", mock), client: &http.Client{Timeout: 5 * time.Second}}
-	if err := cmd.Start(); err != nil {
+	c.proc, err = gatewaytest.Start(gatewaytest.Options{Bin: bin, Dir: dir, Caddyfile: cf, Log: logf,
+		Ready: func() bool { st, err := c.get(""); return err == nil && st == http.StatusUnauthorized }})
+	if err != nil {
 		fatal("%v", err)
 	}
 	running = c
@@ -259,7 +230,7 @@ func (c *caddyProc) waitAuthenticated(tok string) time.Duration {
 			if st != http.StatusOK {
 				fatal("authenticated request answered %d: the session was not restored", st)
 			}
-			return time.Since(c.start)
+			return time.Since(c.proc.Started())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -274,14 +245,9 @@ func (c *caddyProc) checkAuthenticated(tok string) {
 }
 
 func (c *caddyProc) waitUp() {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if st, err := c.get(""); err == nil && st == http.StatusUnauthorized {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := c.proc.Wait(time.Minute); err != nil {
+		fatal("%v", err)
 	}
-	fatal("Caddy did not come up")
 }
 
 // loginLatencies logs n users in one after the other (each a new user:
@@ -313,7 +279,7 @@ func (c *caddyProc) loginLatencies(n int) []time.Duration {
 
 // cpu is the process's CPU time so far (utime + stime).
 func (c *caddyProc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.proc.Pid()))
 	if err != nil {
 		fatal("%v", err)
 	}
@@ -326,7 +292,7 @@ func (c *caddyProc) cpu() time.Duration {
 }
 
 func (c *caddyProc) rss() string {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", c.proc.Pid()))
 	if err != nil {
 		return "?"
 	}
@@ -340,16 +306,18 @@ func (c *caddyProc) rss() string {
 	return "?"
 }
 
+// restart starts the stopped Caddy again on the same files and ports.
+func (c *caddyProc) restart() {
+	if err := c.proc.Restart(); err != nil {
+		fatal("%v", err)
+	}
+	running = c
+}
+
 func (c *caddyProc) stop() {
 	running = nil
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		c.cmd.Process.Kill()
-		<-done
+	if err := c.proc.Stop(30 * time.Second); err != nil {
+		fatal("%v", err)
 	}
 }
 

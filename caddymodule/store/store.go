@@ -101,6 +101,21 @@ type Store interface {
 	// returns ErrNotFound when the user has no live session.
 	BindPhone(ctx context.Context, openid, phone, countryCode string) error
 
+	// User returns the user record of openid, with its newest session
+	// key, while the user has a live session, and ErrNotFound otherwise
+	// (never logged in, logged out of every session, revoked, expired).
+	// It reads the record itself, not a local cache: the upstream API
+	// signs with the key it answers.
+	User(ctx context.Context, openid string) (User, error)
+
+	// ReplaceSessionKey replaces the user's session key by newKey, when
+	// it is still oldKey, for every token of the user, and drops the
+	// previous key (a key replaced because it leaked must open nothing).
+	// The sessions keep their expiry. replaced is false when the key is
+	// no longer oldKey (a login replaced it meanwhile: that key stands);
+	// ErrNotFound when the user has no live session.
+	ReplaceSessionKey(ctx context.Context, openid, oldKey, newKey string) (replaced bool, err error)
+
 	// PreviousSessionKey returns the session key the user's newest login
 	// replaced, while its grace (CreateSession's keyGrace) lasts, and
 	// ErrNotFound otherwise. Only decryption reads it, never

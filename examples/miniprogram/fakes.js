@@ -1,7 +1,8 @@
 'use strict';
 
-// Test doubles for the node:test suites: stubbed `wx`, `uni` and `Taro`
-// objects and a small fake gateway. Not part of the package.
+// Test doubles for the node:test suites: stubbed `wx`, `uni`, `Taro`, `qq`,
+// `tt`, `ks`, `swan` and `my` objects and a small fake gateway. Not part of
+// the package.
 
 var assert = require('node:assert/strict');
 
@@ -12,7 +13,12 @@ var BASE = 'https://gw.example.com';
 // Answers arrive asynchronously, as in the real runtime.
 //
 // kind 'wx':   callback style (wx.login({success, fail}), wx.request(...)).
-// kind 'uni':  callback style too; uni.login must be given provider 'weixin'.
+// kind 'uni':  callback style too; uni.login must be given the provider
+//              opts.provider says ('weixin' unless told).
+// kind 'qq', 'ks': wx's shapes.
+// kind 'tt':   wx's shapes; tt.login also answers anonymousCode and isLogin.
+// kind 'swan': wx's shapes, and swan.getLoginCode (unless opts.noGetLoginCode);
+//              failures also carry errCode, as Baidu's do.
 // kind 'taro': promise style; Taro.login() and Taro.request() return
 //              promises and the fake throws if it is handed callbacks.
 //
@@ -44,8 +50,15 @@ function fakePlatform(kind, opts) {
     f.logins++;
     f.loginOptions.push(o);
     if (f.loginFail) return { fail: f.loginFail };
-    if (kind === 'uni' && o.provider !== 'weixin') return { fail: 'login:fail provider is not weixin' };
-    return { ok: { code: 'code' + ++codes, errMsg: 'login:ok' } };
+    var provider = opts.provider || 'weixin';
+    if (kind === 'uni' && o.provider !== provider) return { fail: 'login:fail provider is not ' + provider };
+    var ok = { code: 'code' + ++codes, errMsg: 'login:ok' };
+    if (kind === 'tt') {
+      ok.anonymousCode = 'anon' + codes;
+      ok.isLogin = true;
+    }
+    if (opts.loginAnswer) ok = opts.loginAnswer(ok, o);
+    return { ok: ok };
   }
   function requestOutcome(o) {
     f.requests.push(o);
@@ -81,21 +94,108 @@ function fakePlatform(kind, opts) {
       return task;
     };
   } else {
+    var failure = function (errMsg) {
+      return kind === 'swan' ? { errCode: 10001, errMsg: errMsg } : { errMsg: errMsg };
+    };
     f.login = function (o) {
       setImmediate(function () {
         var r = loginOutcome(o);
-        if (r.fail) o.fail({ errMsg: r.fail });
+        if (r.fail) o.fail(failure(r.fail));
         else o.success(r.ok);
       });
     };
+    if (kind === 'swan' && !opts.noGetLoginCode) {
+      f.getLoginCode = function (o) {
+        f.usedGetLoginCode = true;
+        f.login(o);
+      };
+    }
     f.request = function (o) {
       setImmediate(function () {
         var r = requestOutcome(o);
-        if (r.fail) o.fail({ errMsg: r.fail });
+        if (r.fail) o.fail(failure(r.fail));
         else o.success(r.ok);
       });
     };
   }
+  return f;
+}
+
+// Alipay's `my`, as its docs and @mini-types/alipay describe it:
+//   my.getAuthCode({scopes, success({authCode}), fail({error, errorMessage})})
+//   my.request({url, method, headers, data, dataType, timeout}): success
+//     {status, headers, data} for a 2xx answer; a non-2xx one calls fail
+//     with {error: 19, errorMessage: 'http status error'} plus status,
+//     headers and data (unless opts.bareHttpErrors); no answer: fail
+//     {error: 12, errorMessage}. dataType 'json' (the default) parses the
+//     body and fails with error 14 when it is not JSON; 'text' gives it as is.
+//   my.getStorageSync({key}) -> {data}; my.setStorageSync({key, data});
+//   my.removeStorageSync({key}).
+// It throws when handed wx's shapes (header, a bare storage key). `requests`
+// records each request as the gateway sees it ({url, method, header, data});
+// `raw` what my.request was given.
+function fakeMy(opts) {
+  opts = opts || {};
+  var store = {};
+  var codes = 0;
+  var f = {
+    kind: 'my',
+    store: store,
+    requests: [],
+    raw: [],
+    loginOptions: [],
+    logins: 0,
+    loginFail: opts.loginFail || null,
+    handler: opts.handler
+  };
+  function keyOf(o, what) {
+    if (!o || typeof o !== 'object' || typeof o.key !== 'string') throw new Error('my.' + what + ' takes {key}, not ' + JSON.stringify(o));
+    return o.key;
+  }
+  f.getStorageSync = function (o) {
+    var k = keyOf(o, 'getStorageSync');
+    return { data: Object.prototype.hasOwnProperty.call(store, k) ? store[k] : null };
+  };
+  f.setStorageSync = function (o) {
+    store[keyOf(o, 'setStorageSync')] = JSON.parse(JSON.stringify(o.data));
+    return { success: true };
+  };
+  f.removeStorageSync = function (o) {
+    delete store[keyOf(o, 'removeStorageSync')];
+    return { success: true };
+  };
+  f.getAuthCode = function (o) {
+    setImmediate(function () {
+      f.logins++;
+      f.loginOptions.push(o);
+      if (f.loginFail) o.fail({ error: 11, errorMessage: f.loginFail });
+      else o.success({ authCode: 'code' + ++codes, authSuccessScopes: ['auth_base'], authErrorScopes: {} });
+    });
+  };
+  f.request = function (o) {
+    if ('header' in o) throw new Error('my.request takes headers, not header');
+    setImmediate(function () {
+      f.raw.push(o);
+      var req = { url: o.url, method: o.method || 'GET', header: o.headers || {}, data: o.data };
+      f.requests.push(req);
+      var r = f.handler(req);
+      if (r.fail) return o.fail({ error: 12, errorMessage: r.fail });
+      var body = typeof r.data === 'string' ? r.data : JSON.stringify(r.data);
+      var data = body;
+      if ((o.dataType || 'json') === 'json') {
+        try {
+          data = JSON.parse(body);
+        } catch (e) {
+          return o.fail({ error: 14, errorMessage: 'JSON parse data error' });
+        }
+      }
+      var res = { status: r.statusCode, headers: r.header || {}, data: data };
+      if (r.statusCode >= 200 && r.statusCode < 300) return o.success(res);
+      var err = { error: 19, errorMessage: 'http status error' };
+      o.fail(opts.bareHttpErrors ? err : Object.assign(err, res));
+    });
+    return { abort: function () {} };
+  };
   return f;
 }
 
@@ -109,6 +209,22 @@ function fakeUni(opts) {
 
 function fakeTaro(opts) {
   return fakePlatform('taro', opts);
+}
+
+function fakeQq(opts) {
+  return fakePlatform('qq', opts);
+}
+
+function fakeTt(opts) {
+  return fakePlatform('tt', opts);
+}
+
+function fakeKs(opts) {
+  return fakePlatform('ks', opts);
+}
+
+function fakeSwan(opts) {
+  return fakePlatform('swan', opts);
 }
 
 function path(req) {
@@ -165,6 +281,11 @@ module.exports = {
   fakeWx: fakeWx,
   fakeUni: fakeUni,
   fakeTaro: fakeTaro,
+  fakeQq: fakeQq,
+  fakeTt: fakeTt,
+  fakeKs: fakeKs,
+  fakeSwan: fakeSwan,
+  fakeMy: fakeMy,
   path: path,
   bearer: bearer,
   unauth: unauth,

@@ -14,7 +14,8 @@ import (
 )
 
 // installTypeScript is the command that installs the pinned TypeScript
-// compiler (package-lock.json) for TestClientKitTypes, from the repository root.
+// compiler and the platforms' typings (package-lock.json) for
+// TestClientKitTypes, from the repository root.
 const installTypeScript = "npm ci --prefix examples/miniprogram"
 
 // needNode returns the path of node, or skips (fails with CI=true) without it.
@@ -41,7 +42,9 @@ func TestClientKit(t *testing.T) {
 
 // TestClientKitTypes compiles types-test/sample.ts, which uses every export
 // of dist/index.d.ts, with `tsc --noEmit` under the strict options of
-// types-test/tsconfig.json.
+// types-test/tsconfig.json; then types-test/platforms, which passes the
+// real wx, tt, my, uni and Taro objects (typed by the platforms' published
+// typings) to createClient.
 func TestClientKitTypes(t *testing.T) {
 	needNode(t)
 	tsc := filepath.Join("node_modules", ".bin", "tsc")
@@ -75,9 +78,11 @@ func TestClientKitTypes(t *testing.T) {
 		t.Fatalf("tsc --version says %q, package.json pins %s: run `%s` from the repository root", got, want, installTypeScript)
 	}
 
-	out, err := exec.Command(tsc, "-p", "types-test", "--noEmit").CombinedOutput()
-	t.Logf("tsc %s -p types-test --noEmit:\n%s", want, out)
-	if err != nil {
-		t.Fatalf("the client kit's declarations do not type-check: %v", err)
+	for _, project := range []string{"types-test", filepath.Join("types-test", "platforms")} {
+		out, err := exec.Command(tsc, "-p", project, "--noEmit").CombinedOutput()
+		t.Logf("tsc %s -p %s --noEmit:\n%s", want, project, out)
+		if err != nil {
+			t.Fatalf("the client kit's declarations do not type-check (%s): %v", project, err)
+		}
 	}
 }

@@ -40,6 +40,10 @@ type Config struct {
 	Observe func(api string, elapsed time.Duration, err error)
 	// Secret is the app secret, removed from every error.
 	Secret string
+	// CleanCauses also replaces control characters in the text of a
+	// transport error's cause and clips it to 256 bytes (Alipay, whose
+	// requests hold no secret to redact, keeps causes to one short line).
+	CleanCauses bool
 }
 
 // Caller performs the calls of one platform client. It is safe for
@@ -97,6 +101,15 @@ type Request struct {
 	// Busy reports whether an API error is worth the one retry (nil: only
 	// transport failures are retried).
 	Busy func(error) bool
+	// Encode, if set, builds the body and its Content-Type afresh for
+	// every attempt (a signed request with a timestamp); it replaces Form
+	// and JSON. Its error ends the call as it is.
+	Encode func() (body []byte, contentType string, err error)
+	// Decode, if set, replaces the checks of an answer (HTTP status,
+	// HTML, JSON object, Status) and the decoding into out: it reads one
+	// answer and returns the attempt's error, which the observer sees and
+	// Busy judges. out is not used.
+	Decode func(status int, contentType string, body []byte) error
 }
 
 // ErrBadStatus is what a Request.Status returns (wrapped or not) when the
@@ -108,8 +121,8 @@ var ErrBadStatus = errors.New("status fields have an unexpected type")
 func (c *Caller) Do(ctx context.Context, r Request, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	if c.baseErr != nil {
-		return c.fail(r.API, c.cfg.Kinds.InvalidInput, c.baseErr.Error())
+	if err := c.Check(r.API); err != nil {
+		return err
 	}
 	body, ctype, err := encodeBody(r)
 	if err != nil {
@@ -138,6 +151,16 @@ func (c *Caller) Do(ctx context.Context, r Request, out any) error {
 	}
 }
 
+// Check returns the error every call of api gets from a bad base URL
+// (the package's ErrInvalidInput), or nil: for a client that has checks
+// of its own to make after that one and before any call.
+func (c *Caller) Check(api string) error {
+	if c.baseErr != nil {
+		return c.fail(api, c.cfg.Kinds.InvalidInput, c.baseErr.Error())
+	}
+	return nil
+}
+
 func encodeBody(r Request) (body []byte, ctype string, err error) {
 	switch {
 	case r.Form != nil:
@@ -156,13 +179,19 @@ func (c *Caller) retryable(r Request, err error) bool {
 }
 
 func (c *Caller) attempt(ctx context.Context, r Request, target string, body []byte, ctype string, out any) error {
+	if r.Encode != nil {
+		var err error
+		if body, ctype, err = r.Encode(); err != nil {
+			return err
+		}
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
-		return &callError{msg: c.fail(r.API, c.cfg.Kinds.InvalidInput, "cannot build request").Error(), kind: c.cfg.Kinds.InvalidInput, cause: sanitize(err, c.redact)}
+		return &callError{msg: c.fail(r.API, c.cfg.Kinds.InvalidInput, "cannot build request").Error(), kinds: []error{c.cfg.Kinds.InvalidInput}, cause: c.sanitize(err)}
 	}
 	req.Header.Set("Accept", "application/json")
 	if ctype != "" {
@@ -179,6 +208,9 @@ func (c *Caller) attempt(ctx context.Context, r Request, target string, body []b
 	}
 	if len(data) > maxBody {
 		return c.fail(r.API, c.cfg.Kinds.BadResponse, "body larger than 1 MiB")
+	}
+	if r.Decode != nil {
+		return r.Decode(resp.StatusCode, resp.Header.Get("Content-Type"), data)
 	}
 	return c.decode(r, resp.StatusCode, resp.Header.Get("Content-Type"), data, out)
 }
@@ -208,7 +240,7 @@ func (c *Caller) decode(r Request, status int, contentType string, data []byte, 
 		return c.fail(r.API, bad, fmt.Sprintf("not a JSON object (Content-Type %q)", Clip(contentType, 64)))
 	}
 	if !json.Valid(data) {
-		return c.fail(r.API, bad, jsonProblem(json.Unmarshal(data, new(any)), len(data)))
+		return c.fail(r.API, bad, JSONProblem(json.Unmarshal(data, new(any)), len(data)))
 	}
 	if err := r.Status(data); err != nil {
 		if errors.Is(err, ErrBadStatus) {
@@ -217,13 +249,14 @@ func (c *Caller) decode(r Request, status int, contentType string, data []byte, 
 		return err
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return c.fail(r.API, bad, jsonProblem(err, len(data)))
+		return c.fail(r.API, bad, JSONProblem(err, len(data)))
 	}
 	return nil
 }
 
-// jsonProblem describes a decoding error without quoting the input.
-func jsonProblem(err error, n int) string {
+// JSONProblem describes an error of decoding n bytes of JSON without
+// quoting the input.
+func JSONProblem(err error, n int) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -245,18 +278,18 @@ func (c *Caller) fail(api string, kind error, detail string) error {
 // transportError classifies a failed exchange: timeout, cancellation by
 // the caller, or the platform unreachable. The cause is sanitized.
 func (c *Caller) transportError(ctx context.Context, api string, err error) error {
-	cause := sanitize(err, c.redact)
+	cause := c.sanitize(err)
 	head := c.cfg.Prefix + ": " + api + ": "
 	var ne net.Error
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
-		return &callError{msg: head + "timeout: " + cause.Error(), kind: c.cfg.Kinds.Timeout, cause: cause}
+		return &callError{msg: head + "timeout: " + cause.Error(), kinds: []error{c.cfg.Kinds.Timeout}, cause: cause}
 	case ctx.Err() != nil:
-		return &callError{msg: head + "canceled: " + cause.Error(), kind: ctx.Err(), cause: cause}
+		return &callError{msg: head + "canceled: " + cause.Error(), kinds: []error{ctx.Err()}, cause: cause}
 	default:
-		return &callError{msg: head + "unavailable: " + cause.Error(), kind: c.cfg.Kinds.Unavailable, cause: cause}
+		return &callError{msg: head + "unavailable: " + cause.Error(), kinds: []error{c.cfg.Kinds.Unavailable}, cause: cause}
 	}
 }
 
@@ -264,7 +297,7 @@ func (c *Caller) transportError(ctx context.Context, api string, err error) erro
 func (c *Caller) ctxError(api string, ctx context.Context) error {
 	head := c.cfg.Prefix + ": " + api + ": "
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &callError{msg: head + "timeout", kind: c.cfg.Kinds.Timeout, cause: context.DeadlineExceeded}
+		return &callError{msg: head + "timeout", kinds: []error{c.cfg.Kinds.Timeout}, cause: context.DeadlineExceeded}
 	}
-	return &callError{msg: head + "canceled", kind: ctx.Err()}
+	return &callError{msg: head + "canceled", kinds: []error{ctx.Err()}}
 }

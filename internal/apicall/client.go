@@ -17,6 +17,8 @@ type Platform struct {
 	// Kinds, ErrDecrypt and ErrWatermark are the package's sentinels.
 	Kinds                    Kinds
 	ErrDecrypt, ErrWatermark error
+	// CleanCauses is Config.CleanCauses.
+	CleanCauses bool
 }
 
 // Settings is what the options of a platform client set.
@@ -85,6 +87,8 @@ type Client struct {
 	Call *Caller
 	// Sealed opens the app's open data.
 	Sealed Sealed
+	// Now is the clock WithClock set (time.Now by default).
+	Now func() time.Time
 
 	baseURL string
 }
@@ -92,7 +96,8 @@ type Client struct {
 // NewClient builds the body of a client of p for appID and secret.
 func NewClient(p Platform, appID, secret string, opts []Option) *Client {
 	s := Settings{
-		cfg: Config{Prefix: p.Prefix, Kinds: p.Kinds, BaseURL: p.BaseURL, Timeout: p.Timeout, Secret: secret},
+		cfg: Config{Prefix: p.Prefix, Kinds: p.Kinds, BaseURL: p.BaseURL, Timeout: p.Timeout, Secret: secret,
+			CleanCauses: p.CleanCauses},
 		now: time.Now,
 	}
 	for _, o := range opts {
@@ -104,9 +109,14 @@ func NewClient(p Platform, appID, secret string, opts []Option) *Client {
 		Call:   New(s.cfg),
 		Sealed: Sealed{Prefix: p.Prefix, AppID: appID, MaxAge: s.maxAge, Now: s.now,
 			ErrInvalidInput: p.Kinds.InvalidInput, ErrDecrypt: p.ErrDecrypt, ErrWatermark: p.ErrWatermark},
+		Now:     s.now,
 		baseURL: s.cfg.BaseURL,
 	}
 }
+
+// BaseURL returns the base URL as configured (not normalized), for a
+// client's String.
+func (c *Client) BaseURL() string { return c.baseURL }
 
 // String describes the client without its secret, as <prefix>.Client.
 func (c *Client) String() string {

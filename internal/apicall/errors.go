@@ -28,28 +28,29 @@ type Kinds struct {
 }
 
 // callError is every non-API error of a call. Its message is built once,
-// already redacted, and it unwraps to its sentinel and to a cause whose own
-// message is redacted too.
+// already redacted, and it unwraps to its sentinels and to a cause whose
+// own message is redacted too.
 type callError struct {
 	msg   string
-	kind  error
-	cause error
+	kinds []error // the package's sentinels, or context.Canceled
+	cause error   // may be nil
 }
 
 func (e *callError) Error() string { return e.msg }
 
 func (e *callError) Unwrap() []error {
 	if e.cause == nil {
-		return []error{e.kind}
+		return e.kinds
 	}
-	return []error{e.kind, e.cause}
+	return append(append([]error{}, e.kinds...), e.cause)
 }
 
 // NewError returns an error wrapping kind (a sentinel whose text starts
 // with prefix + ": ") whose text is the sentinel's with api inserted after
 // the prefix and ": " + detail appended: "qq: jscode2session: invalid
-// input: empty code". detail must not quote a secret.
-func NewError(prefix, api string, kind error, detail string) error {
+// input: empty code". detail must not quote a secret. The error wraps the
+// extra sentinels too (Alipay's ErrSignature rides with another kind).
+func NewError(prefix, api string, kind error, detail string, extra ...error) error {
 	msg := kind.Error()
 	if api != "" {
 		msg = strings.Replace(msg, prefix+": ", prefix+": "+api+": ", 1)
@@ -57,7 +58,7 @@ func NewError(prefix, api string, kind error, detail string) error {
 	if detail != "" {
 		msg += ": " + detail
 	}
-	return &callError{msg: msg, kind: kind}
+	return &callError{msg: msg, kinds: append([]error{kind}, extra...)}
 }
 
 // redactedError stands in for an error whose text may contain a secret. It
@@ -87,8 +88,8 @@ func wellKnown() []error {
 
 // sanitize rewrites err so that neither its text nor anything reachable by
 // errors.Unwrap holds the query string of the request (QQ sends the secret
-// there) or a string r removes. net/http's *url.Error prints the full URL.
-func sanitize(err error, r *strings.Replacer) error {
+// there) or the secret. net/http's *url.Error prints the full URL.
+func (c *Caller) sanitize(err error) error {
 	var ne net.Error
 	red := &redactedError{timeout: errors.As(err, &ne) && ne.Timeout()}
 	for _, k := range wellKnown() {
@@ -98,11 +99,21 @@ func sanitize(err error, r *strings.Replacer) error {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		red.msg = r.Replace(ue.Err.Error())
+		red.msg = c.causeText(ue.Err.Error())
 		return &url.Error{Op: ue.Op, URL: stripURL(ue.URL), Err: red}
 	}
-	red.msg = r.Replace(err.Error())
+	red.msg = c.causeText(err.Error())
 	return red
+}
+
+// causeText is the text a sanitized cause keeps: the secret removed, and
+// with Config.CleanCauses one clipped line.
+func (c *Caller) causeText(s string) string {
+	s = c.redact.Replace(s)
+	if c.cfg.CleanCauses {
+		s = Clip(CleanText(s), 256)
+	}
+	return s
 }
 
 // stripURL keeps scheme, host and path: enough to tell which endpoint
@@ -134,13 +145,17 @@ func redactor(s string) *strings.Replacer {
 // become the secret, then the secret removed, then cut to 256 bytes of
 // valid UTF-8.
 func (c *Caller) CleanMsg(s string) string {
-	s = strings.Map(func(r rune) rune {
+	return Clip(c.redact.Replace(CleanText(s)), 256)
+}
+
+// CleanText replaces control characters (log injection) by spaces.
+func CleanText(s string) string {
+	return strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r
 	}, s)
-	return Clip(c.redact.Replace(s), 256)
 }
 
 // Clip cuts s to at most n bytes without splitting a UTF-8 sequence, and
@@ -158,16 +173,29 @@ func Clip(s string, n int) string {
 // MaxCode caps a login code. Real codes are 32 to 64 characters.
 const MaxCode = 1024
 
-// CheckCode returns the detail of what is wrong with a login code (empty,
-// longer than MaxCode, invalid UTF-8, a control or white-space character),
-// or "" if nothing is. Such a code is refused before any call: no real
-// code has one, and it must not reach a query string or a log.
-func CheckCode(code string) string {
+// CheckCodeSize returns the detail of what is wrong with the size of a
+// login code (empty, longer than MaxCode), or "" if nothing is: the
+// check of the clients that send the code in a POST body and leave its
+// characters to the platform (Baidu, Alipay).
+func CheckCodeSize(code string) string {
 	switch {
 	case code == "":
 		return "empty code"
 	case len(code) > MaxCode:
 		return "code longer than 1024 bytes"
+	}
+	return ""
+}
+
+// CheckCode returns the detail of what is wrong with a login code (empty,
+// longer than MaxCode, invalid UTF-8, a control or white-space character),
+// or "" if nothing is. Such a code is refused before any call: no real
+// code has one, and it must not reach a query string or a log.
+func CheckCode(code string) string {
+	if d := CheckCodeSize(code); d != "" {
+		return d
+	}
+	switch {
 	case !utf8.ValidString(code):
 		return "code is not valid UTF-8"
 	case strings.ContainsFunc(code, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) || !unicode.IsPrint(r) }):

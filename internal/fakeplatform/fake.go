@@ -1,10 +1,7 @@
 package fakeplatform
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -78,8 +75,7 @@ type Fake struct {
 	secret string
 
 	mu    sync.Mutex
-	users map[string]*user
-	used  map[string]bool
+	users Users[user]
 	fails []int
 	raws  []raw
 	delay time.Duration
@@ -89,7 +85,7 @@ type Fake struct {
 
 // New returns a Fake of p for the app appID with secret secret.
 func New(p Platform, appID, secret string) *Fake {
-	return &Fake{p: p, appID: appID, secret: secret, users: map[string]*user{}, used: map[string]bool{}, now: time.Now}
+	return &Fake{p: p, appID: appID, secret: secret, now: time.Now}
 }
 
 // Server is a Fake listening on a loopback port.
@@ -171,7 +167,7 @@ func (f *Fake) AnonymousOpenID(user string) string { return f.OpenID("anonymous\
 func (f *Fake) SessionKey(user string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if u := f.users[user]; u != nil {
+	if u := f.users.Find(user); u != nil {
 		return u.sessionKey
 	}
 	return ""
@@ -182,7 +178,7 @@ func (f *Fake) SessionKey(user string) string {
 func (f *Fake) SetUnionID(user, unionID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.user(user).unionID = unionID
+	f.users.Get(user).unionID = unionID
 }
 
 // SetPhone sets user's number (without country code) and country code.
@@ -190,17 +186,8 @@ func (f *Fake) SetUnionID(user, unionID string) {
 func (f *Fake) SetPhone(user, purePhone, countryCode string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	u := f.user(user)
+	u := f.users.Get(user)
 	u.phone, u.cc = purePhone, countryCode
-}
-
-func (f *Fake) user(name string) *user {
-	u := f.users[name]
-	if u == nil {
-		u = &user{}
-		f.users[name] = u
-	}
-	return u
 }
 
 // Seal encrypts payload the way the mini program receives open data:
@@ -210,7 +197,7 @@ func (f *Fake) user(name string) *user {
 func (f *Fake) Seal(user string, payload map[string]any) (encryptedData, iv string, err error) {
 	f.mu.Lock()
 	key := ""
-	if u := f.users[user]; u != nil {
+	if u := f.users.Find(user); u != nil {
 		key = u.sessionKey
 	}
 	now := f.now()
@@ -236,12 +223,11 @@ func (f *Fake) Seal(user string, payload map[string]any) (encryptedData, iv stri
 // phoneNumber, purePhoneNumber, countryCode (a string) and the watermark.
 func (f *Fake) SealPhone(user string) (encryptedData, iv string, err error) {
 	f.mu.Lock()
-	u := f.user(user)
+	u := f.users.Get(user)
 	pure, cc := u.phone, u.cc
 	f.mu.Unlock()
 	if pure == "" {
-		sum := sha256.Sum256([]byte(user))
-		pure = fmt.Sprintf("138%08d", binary.BigEndian.Uint64(sum[:8])%100000000)
+		pure = DefaultPhone("138", user)
 	}
 	if cc == "" {
 		cc = "86"
@@ -328,18 +314,15 @@ func (f *Fake) login(r *http.Request) any {
 	if code != 0 {
 		return f.p.Failure(code)
 	}
-	name, ok := wechattest.UserOfCode(req.Code)
+	name, err := f.users.Redeem(req.Code)
 	switch {
-	case !ok:
+	case errors.Is(err, ErrBadCode):
 		return f.p.Failure(c.BadCode)
-	case f.used[req.Code]:
+	case err != nil:
 		return f.p.Failure(c.UsedCode)
 	}
-	f.used[req.Code] = true
-	u := f.user(name)
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	u.sessionKey = base64.StdEncoding.EncodeToString(key[:])
+	u := f.users.Get(name)
+	u.sessionKey = NewSessionKey(16)
 	l := Login{OpenID: f.OpenID(name), UnionID: u.unionID, SessionKey: u.sessionKey}
 	if req.AnonymousCode != "" {
 		l.AnonymousOpenID = f.AnonymousOpenID(strings.SplitN(req.AnonymousCode, ":", 2)[0])

@@ -1,7 +1,8 @@
 // Package platformtest holds the checks the tests of the platform clients
-// (platforms/qq, platforms/douyin, platforms/kuaishou) share: decryption
-// round trips and refusals, and that no secret reaches an error or a
-// printed value.
+// share: decryption round trips and refusals (platforms/qq, douyin,
+// kuaishou, whose open data is WeChat's scheme), and that no secret
+// reaches an error or a printed value (all of them, baidu and alipay
+// included, with Errors and LeakyTransport).
 package platformtest
 
 import (
@@ -190,3 +191,26 @@ func NoSecrets(t *testing.T, errs []error, values []any, secrets map[string]stri
 		}
 	}
 }
+
+// Errors collects the errors of the paths a redaction test forces, each
+// under its name, for NoSecrets.
+type Errors struct {
+	t    *testing.T
+	errs []error
+}
+
+// NewErrors returns an empty collection for t.
+func NewErrors(t *testing.T) *Errors { return &Errors{t: t} }
+
+// Add records err under name; a path that gave no error fails the test.
+func (e *Errors) Add(name string, err error) {
+	e.t.Helper()
+	if err == nil {
+		e.t.Errorf("%s: no error", name)
+		return
+	}
+	e.errs = append(e.errs, fmt.Errorf("%s: %w", name, err))
+}
+
+// All returns the errors recorded so far.
+func (e *Errors) All() []error { return e.errs }

@@ -1,15 +1,10 @@
 package alipay
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"os"
-	"strings"
-	"syscall"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 )
 
 // Sentinel errors. Every error of a Client's methods that is not an
@@ -131,80 +126,10 @@ func IsInvalidCredentials(err error) bool {
 	return ae.Code == "40006"
 }
 
-// callError is every non-API error of a call. Its message is built once,
-// already redacted, and it unwraps to its sentinels and to a cause whose
-// own message is redacted too.
-type callError struct {
-	msg   string
-	kinds []error // sentinels, or context.Canceled
-	cause error   // may be nil
-}
-
-func (e *callError) Error() string { return e.msg }
-
-func (e *callError) Unwrap() []error {
-	if e.cause == nil {
-		return e.kinds
-	}
-	return append(append([]error{}, e.kinds...), e.cause)
-}
-
 // newError builds an error of kind (and extra sentinels) for api.
 func newError(api string, kind error, detail string, extra ...error) error {
-	msg := kind.Error()
-	if api != "" {
-		msg = strings.Replace(msg, "alipay: ", "alipay: "+api+": ", 1)
-	}
-	if detail != "" {
-		msg += ": " + detail
-	}
-	return &callError{msg: msg, kinds: append([]error{kind}, extra...)}
-}
-
-// redactedError stands in for an error whose text may contain a secret.
-type redactedError struct {
-	msg     string
-	timeout bool
-	causes  []error
-}
-
-func (e *redactedError) Error() string   { return e.msg }
-func (e *redactedError) Timeout() bool   { return e.timeout }
-func (e *redactedError) Temporary() bool { return false }
-func (e *redactedError) Unwrap() []error { return e.causes }
-
-// sanitize rewrites a transport error so that nothing reachable by
-// errors.Unwrap holds the original error value, the URL keeps no query,
-// and the text is one clipped line. Nothing secret is sent to Alipay (the
-// private key and the content key never leave), so the text is kept.
-func sanitize(err error) error {
-	var ne net.Error
-	red := &redactedError{timeout: errors.As(err, &ne) && ne.Timeout()}
-	for _, k := range []error{
-		context.Canceled, context.DeadlineExceeded, os.ErrDeadlineExceeded, io.EOF, io.ErrUnexpectedEOF,
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EHOSTUNREACH,
-		syscall.ENETUNREACH, syscall.EPIPE,
-	} {
-		if errors.Is(err, k) {
-			red.causes = append(red.causes, k)
-		}
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		red.msg = clip(cleanText(ue.Err.Error()), 256)
-		u, perr := url.Parse(ue.URL)
-		stripped := "[redacted URL]"
-		if perr == nil {
-			stripped = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
-		}
-		return &url.Error{Op: ue.Op, URL: stripped, Err: red}
-	}
-	red.msg = clip(cleanText(err.Error()), 256)
-	return red
+	return apicall.NewError("alipay", api, kind, detail, extra...)
 }
 
 // Interface guards.
-var (
-	_ error     = (*APIError)(nil)
-	_ net.Error = (*redactedError)(nil)
-)
+var _ error = (*APIError)(nil)

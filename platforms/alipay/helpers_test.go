@@ -5,16 +5,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
-	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/platformtest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/alipay"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/alipay/alipaytest"
 )
@@ -49,12 +47,7 @@ func newPair(t *testing.T, opts ...alipay.Option) (*alipaytest.Server, *alipay.C
 	return srv, alipay.NewClient(appID, appKey(), srv.AlipayPublicKey(), append(base, opts...)...)
 }
 
-func ctx(t *testing.T) context.Context {
-	t.Helper()
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return platformtest.Ctx(t) }
 
 func apiErr(err error) *alipay.APIError {
 	var ae *alipay.APIError
@@ -106,26 +99,4 @@ func read(t *testing.T, dir, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// renderings returns every way an error is likely to be printed, through
-// its whole Unwrap tree.
-func renderings(err error) []string {
-	if err == nil {
-		return nil
-	}
-	out := []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		out = append(out, renderings(u.Unwrap())...)
-	case interface{ Unwrap() []error }:
-		for _, e := range u.Unwrap() {
-			out = append(out, renderings(e)...)
-		}
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		out = append(out, ue.URL)
-	}
-	return out
 }

@@ -10,18 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/platformtest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/alipay"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/alipay/alipaytest"
 )
-
-// leakyTransport fails with an error quoting the whole request.
-type leakyTransport struct{}
-
-func (leakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	b := make([]byte, 4096)
-	n, _ := r.Body.Read(b)
-	return nil, fmt.Errorf("cannot reach %s with %q", r.URL, b[:n])
-}
 
 // TestNoSecretInErrors forces the error paths and checks that no error,
 // and no rendering of a Client, carries the private key or the content
@@ -38,15 +30,8 @@ func TestNoSecretInErrors(t *testing.T) {
 		"content key (hex)":        hex.EncodeToString(aes),
 		"content key (raw)":        string(aes),
 	}
-	var errs []error
-	add := func(name string, err error) {
-		t.Helper()
-		if err == nil {
-			t.Errorf("%s: no error", name)
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-	}
+	errs := platformtest.NewErrors(t)
+	add := errs.Add
 	login := func(cl *alipay.Client, setup func()) error {
 		if setup != nil {
 			setup()
@@ -63,7 +48,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	add("timeout", login(c, func() { srv.SetDelay(alipaytest.APICode2Session, 2*time.Second) }))
 	srv.SetDelay(alipaytest.APICode2Session, 0)
 	add("leaky transport", login(alipay.NewClient(appID, appKey(), srv.AlipayPublicKey(), alipay.WithBaseURL(srv.URL),
-		alipay.WithAESKey(aes), alipay.WithHTTPClient(&http.Client{Transport: leakyTransport{}})), nil))
+		alipay.WithAESKey(aes), alipay.WithHTTPClient(&http.Client{Transport: platformtest.LeakyTransport{}})), nil))
 	resp, sign := srv.PhoneResponse("alice")
 	_, err := c.DecryptPhone(resp, sign+"x")
 	add("phone sign", err)
@@ -71,17 +56,9 @@ func TestNoSecretInErrors(t *testing.T) {
 	add("phone plaintext", err)
 	_, err = alipay.ParsePrivateKeyPEM(der[:100])
 	add("parse", err)
-	for _, err := range errs {
-		for _, r := range renderings(err) {
-			for name, s := range secrets {
-				if strings.Contains(r, s) {
-					t.Errorf("%s leaks in %q", name, r)
-				}
-			}
-		}
-	}
+	platformtest.NoSecrets(t, errs.All(), nil, secrets)
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		for _, v := range []any{c, *c} {
+		for _, v := range []any{c, *c, alipay.Client{}} {
 			r := fmt.Sprintf(verb, v)
 			for name, s := range secrets {
 				if strings.Contains(r, s) || !strings.Contains(r, "redacted") {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 )
 
 // Session is who the user is, from alipay.system.oauth.token. Alipay has
@@ -60,14 +62,9 @@ type tokenResponse struct {
 // (with ErrSignature for a missing or bad sign), ErrTimeout, ErrUnavailable
 // otherwise.
 func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error) {
-	if code == "" {
-		return nil, newError(APICode2Session, ErrInvalidInput, "empty code")
+	if d := apicall.CheckCodeSize(code); d != "" {
+		return nil, newError(APICode2Session, ErrInvalidInput, d)
 	}
-	if len(code) > maxCode {
-		return nil, newError(APICode2Session, ErrInvalidInput, "code longer than 1024 bytes")
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
 	obj, err := c.call(ctx, APICode2Session, APICode2Session, url.Values{
 		"grant_type": {"authorization_code"},
 		"code":       {code},

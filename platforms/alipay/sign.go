@@ -63,11 +63,11 @@ func Verify(key *rsa.PublicKey, content []byte, sign string) error {
 	}
 	sig, err := base64.StdEncoding.DecodeString(sign)
 	if err != nil || len(sig) == 0 {
-		return &callError{msg: ErrSignature.Error() + ": sign is not base64", kinds: []error{ErrSignature}}
+		return newError("", ErrSignature, "sign is not base64")
 	}
 	sum := sha256.Sum256(content)
 	if rsa.VerifyPKCS1v15(key, crypto.SHA256, sum[:], sig) != nil {
-		return &callError{msg: ErrSignature.Error(), kinds: []error{ErrSignature}}
+		return newError("", ErrSignature, "")
 	}
 	return nil
 }

@@ -80,7 +80,7 @@ func (c *Client) Decrypt(sessionKey, encryptedData, iv string) (json.RawMessage,
 	if err != nil {
 		return nil, err
 	}
-	if string(tail) != c.appKey || c.appKey == "" {
+	if string(tail) != c.c.AppID || c.c.AppID == "" {
 		return nil, newError("", ErrWatermark, "data is not for this App Key")
 	}
 	return obj, nil

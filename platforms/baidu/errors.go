@@ -1,15 +1,10 @@
 package baidu
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"os"
-	"strings"
-	"syscall"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 )
 
 // Sentinel errors. Every error returned by this package that is not an
@@ -100,95 +95,11 @@ func IsInvalidCredentials(err error) bool {
 	return hasCode(err, "invalid_client", "unauthorized_client")
 }
 
-// callError is every non-API error of a call. Its message is built once,
-// already redacted, and it unwraps to its sentinel and to a cause whose
-// own message is redacted too.
-type callError struct {
-	msg   string
-	kind  error // one of the sentinels, or context.Canceled
-	cause error // may be nil
-}
-
-func (e *callError) Error() string { return e.msg }
-
-func (e *callError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.kind}
-	}
-	return []error{e.kind, e.cause}
-}
-
+// newError builds an error of kind for api (none: ""), whose text is the
+// sentinel's with api inserted and ": " + detail appended.
 func newError(api string, kind error, detail string) error {
-	msg := kind.Error()
-	if api != "" {
-		msg = strings.Replace(msg, "baidu: ", "baidu: "+api+": ", 1)
-	}
-	if detail != "" {
-		msg += ": " + detail
-	}
-	return &callError{msg: msg, kind: kind}
-}
-
-// redactedError stands in for an error whose text may contain a secret.
-// It keeps the redacted text and the well-known causes, not the original
-// error value.
-type redactedError struct {
-	msg     string
-	timeout bool
-	causes  []error
-}
-
-func (e *redactedError) Error() string   { return e.msg }
-func (e *redactedError) Timeout() bool   { return e.timeout }
-func (e *redactedError) Temporary() bool { return false }
-func (e *redactedError) Unwrap() []error { return e.causes }
-
-// wellKnown returns the causes a redactedError keeps: they carry no
-// request data.
-func wellKnown() []error {
-	return []error{
-		context.Canceled, context.DeadlineExceeded, os.ErrDeadlineExceeded,
-		io.EOF, io.ErrUnexpectedEOF,
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
-		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EPIPE,
-	}
-}
-
-// sanitize rewrites err so that neither its text nor anything reachable
-// by errors.Unwrap contains the request's query or the strings r
-// replaces: net/http's *url.Error prints the whole URL, and a transport
-// may quote the request.
-func sanitize(err error, r *strings.Replacer) error {
-	if err == nil {
-		return nil
-	}
-	var ne net.Error
-	red := &redactedError{timeout: errors.As(err, &ne) && ne.Timeout()}
-	for _, k := range wellKnown() {
-		if errors.Is(err, k) {
-			red.causes = append(red.causes, k)
-		}
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		red.msg = r.Replace(ue.Err.Error())
-		return &url.Error{Op: ue.Op, URL: stripURL(ue.URL), Err: red}
-	}
-	red.msg = r.Replace(err.Error())
-	return red
-}
-
-// stripURL keeps scheme, host and path.
-func stripURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[redacted URL]"
-	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	return apicall.NewError("baidu", api, kind, detail)
 }
 
 // Interface guards.
-var (
-	_ error     = (*APIError)(nil)
-	_ net.Error = (*redactedError)(nil)
-)
+var _ error = (*APIError)(nil)

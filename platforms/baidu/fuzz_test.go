@@ -83,9 +83,8 @@ func FuzzDecodeSession(f *testing.F) {
 	f.Add(400, []byte(`{"error":"invalid_grant","error_description":"Invalid authorization code: x"}`))
 	f.Add(401, []byte(`{"error":"invalid_client","error_description":"`+secret+`"}`))
 	c := NewClient(fuzzAppKey, secret)
-	red := c.redactor()
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		s, err := decodeSession(status, body, red)
+		s, err := c.decodeSession(status, body)
 		var ae *APIError
 		switch {
 		case err == nil:

@@ -1,24 +1,15 @@
 package baidu_test
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/platformtest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/baidu"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/platforms/baidu/baidutest"
 )
-
-// leakyTransport fails with an error quoting the whole request.
-type leakyTransport struct{}
-
-func (leakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	b := make([]byte, 512)
-	n, _ := r.Body.Read(b)
-	return nil, fmt.Errorf("cannot reach %s with %q", r.URL, b[:n])
-}
 
 // TestNoSecretInErrors forces every error path and checks that no error
 // string carries the App Secret or a session_key.
@@ -30,15 +21,8 @@ func TestNoSecretInErrors(t *testing.T) {
 	closedURL := closed.URL
 	closed.Close()
 
-	var errs []error
-	add := func(name string, err error) {
-		t.Helper()
-		if err == nil {
-			t.Errorf("%s: no error", name)
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-	}
+	errs := platformtest.NewErrors(t)
+	add := errs.Add
 	loginErr := func(cl *baidu.Client, setup func()) error {
 		if setup != nil {
 			setup()
@@ -65,7 +49,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	srv.SetDelay(baidutest.APICode2Session, 0)
 	add("refused", loginErr(baidu.NewClient(appKey, secret, baidu.WithBaseURL(closedURL)), nil))
 	add("leaky transport", loginErr(baidu.NewClient(appKey, secret, baidu.WithBaseURL(srv.URL),
-		baidu.WithHTTPClient(&http.Client{Transport: leakyTransport{}})), nil))
+		baidu.WithHTTPClient(&http.Client{Transport: platformtest.LeakyTransport{}})), nil))
 	for _, in := range [][3]string{
 		{s.SessionKey, "", "AAAAAAAAAAAAAAAAAAAAAA=="},
 		{s.SessionKey, "AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAAA=="},
@@ -75,12 +59,5 @@ func TestNoSecretInErrors(t *testing.T) {
 		_, err := c.Decrypt(in[0], in[1], in[2])
 		add("decrypt", err)
 	}
-	for _, err := range errs {
-		leaks(t, "error", renderings(err), secrets)
-	}
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		for _, v := range []any{c, *c, s, *s} {
-			leaks(t, fmt.Sprintf("%s of %T", verb, v), []string{fmt.Sprintf(verb, v)}, secrets)
-		}
-	}
+	platformtest.NoSecrets(t, errs.All(), []any{c, *c, s, *s, baidu.Client{}}, secrets)
 }

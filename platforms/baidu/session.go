@@ -7,8 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/opendata"
 )
 
@@ -64,38 +64,46 @@ type code2SessionResponse struct {
 // invalid_client, unauthorized_client); ErrTimeout, ErrUnavailable,
 // ErrBadResponse otherwise.
 func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error) {
-	if code == "" {
-		return nil, newError(APICode2Session, ErrInvalidInput, "empty code")
+	if d := apicall.CheckCodeSize(code); d != "" {
+		return nil, newError(APICode2Session, ErrInvalidInput, d)
 	}
-	if len(code) > maxCode {
-		return nil, newError(APICode2Session, ErrInvalidInput, "code longer than 1024 bytes")
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	status, data, err := c.postForm(ctx, APICode2Session, "/oauth/jscode2sessionkey", url.Values{
-		"code":      {code},
-		"client_id": {c.appKey},
-		"sk":        {c.secret},
-	})
+	var status int
+	var data []byte
+	err := c.c.Call.Do(ctx, apicall.Request{
+		API:    APICode2Session,
+		Method: http.MethodPost,
+		Path:   "/oauth/jscode2sessionkey",
+		Form: url.Values{
+			"code":      {code},
+			"client_id": {c.c.AppID},
+			"sk":        {c.c.Secret},
+		},
+		// The answer is judged after the call: an error object comes
+		// at any HTTP status, and is not the observer's business.
+		Decode: func(st int, _ string, body []byte) error {
+			status, data = st, body
+			return nil
+		},
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return decodeSession(status, data, c.redactor())
+	return c.decodeSession(status, data)
 }
 
 // decodeSession turns one answer into a Session or an error. Baidu's
 // OAuth server answers errors with HTTP 400/401 and a JSON error object,
 // so an error object is believed at any status; a success only at 200.
-func decodeSession(status int, data []byte, red *strings.Replacer) (*Session, error) {
+func (c *Client) decodeSession(status int, data []byte) (*Session, error) {
 	if p := jsonObjectProblem(status, data); p != "" {
 		return nil, newError(APICode2Session, ErrBadResponse, p)
 	}
 	var r code2SessionResponse
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, newError(APICode2Session, ErrBadResponse, jsonProblem(err, len(data)))
+		return nil, newError(APICode2Session, ErrBadResponse, apicall.JSONProblem(err, len(data)))
 	}
 	if r.Error != "" {
-		return nil, &APIError{API: APICode2Session, Code: cleanMsg(r.Error, red), Msg: cleanMsg(r.ErrorDescription, red), Status: status}
+		return nil, &APIError{API: APICode2Session, Code: c.c.Call.CleanMsg(r.Error), Msg: c.c.Call.CleanMsg(r.ErrorDescription), Status: status}
 	}
 	if status != http.StatusOK {
 		return nil, newError(APICode2Session, ErrBadResponse, fmt.Sprintf("unexpected HTTP status %d", status))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // Cluster is a Redis Cluster of three primaries with one replica each,
@@ -39,7 +41,7 @@ func StartCluster(t testing.TB, tc *TLS) *Cluster {
 			"--cluster-node-timeout", strconv.FormatInt(NodeTimeout.Milliseconds(), 10),
 			// The bus port is ours too, not port+10000 (which may be
 			// taken, or beyond 65535).
-			"--cluster-port", strconv.Itoa(FreePort(t)),
+			"--cluster-port", strconv.Itoa(gatewaytest.FreePort(t)),
 		}
 		if tc != nil {
 			args = append(args, "--tls-cluster", "yes")

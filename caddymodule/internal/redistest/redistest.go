@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // Server is a redis-server process started by a test.
@@ -84,7 +86,7 @@ func startOn(t testing.TB, port int, tc *TLS, dir string, leading, extra []strin
 	for attempt := 0; ; attempt++ {
 		r.port = port
 		if port == 0 || attempt > 0 {
-			r.port = FreePort(t)
+			r.port = gatewaytest.FreePort(t)
 		}
 		args := append([]string(nil), leading...)
 		if tc != nil {
@@ -110,16 +112,6 @@ func startOn(t testing.TB, port int, tc *TLS, dir string, leading, extra []strin
 	}
 	t.Cleanup(r.Stop)
 	return r
-}
-
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is the server's host:port.
@@ -244,15 +236,9 @@ func (r *Server) Resume() {
 	r.cmd.Process.Signal(syscall.SIGCONT)
 }
 
-// eventually polls cond every 20ms until it holds, failing the test with
-// what after within.
+// eventually is gatewaytest.Eventually, its failures marked as this
+// package's.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("redistest: %s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	gatewaytest.Eventually(t, within, "redistest: "+what, cond)
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // MasterName is the name the sentinels of StartSentinel know the primary
@@ -66,7 +68,7 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *Sentinel {
 	}
 	peers := make([]peer, 3)
 	for i := range peers {
-		peers[i] = peer{id: fmt.Sprintf("%040x", 0x5e771e1<<8|i), port: FreePort(t)}
+		peers[i] = peer{id: fmt.Sprintf("%040x", 0x5e771e1<<8|i), port: gatewaytest.FreePort(t)}
 	}
 	for i, me := range peers {
 		dir := t.TempDir()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 func TestMemoryStoreEvictsOldest(t *testing.T) {
@@ -183,7 +184,7 @@ func TestMemoryStoreGoroutinesReleased(t *testing.T) {
 		}
 		cleanup()
 	}
-	storetest.Eventually(t, 5*time.Second, "goroutines back to "+fmt.Sprint(base), func() bool {
+	gatewaytest.Eventually(t, 5*time.Second, "goroutines back to "+fmt.Sprint(base), func() bool {
 		return runtime.NumGoroutine() <= base
 	})
 }

@@ -373,3 +373,27 @@ func TestMemoryStorePersistChangeAfterCloseFails(t *testing.T) {
 		t.Fatal("CreateSession after the store was closed: no error")
 	}
 }
+
+// A replaced session key is on disk before ReplaceSessionKey returns,
+// and the previous key it dropped stays dropped after a crash.
+func TestMemoryStorePersistReplacedKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "wechat.db")
+	app := storetest.AppID(t, "")
+	cfg := func() *MemoryStore { return &MemoryStore{Persist: file} }
+	s, stop := openMemory(t, cfg(), app, nil)
+	ctx := context.Background()
+	h := storetest.Hash("a")
+	storetest.MustCreate(t, s, h, store.User{OpenID: "o-alice", SessionKey: "k-1"}, time.Hour)
+	storetest.MustCreate(t, s, storetest.Hash("b"), store.User{OpenID: "o-alice", SessionKey: "k-2"}, time.Hour)
+	if ok, err := s.ReplaceSessionKey(ctx, "o-alice", "k-2", "k-reset"); err != nil || !ok {
+		t.Fatalf("ReplaceSessionKey = %v, %v", ok, err)
+	}
+	crash(s, stop)
+	s, _ = openMemory(t, cfg(), app, nil)
+	if u := storetest.MustLookup(t, s, h).User; u.SessionKey != "k-reset" {
+		t.Fatalf("after a crash the key is %q, want k-reset", u.SessionKey)
+	}
+	if k, err := s.PreviousSessionKey(ctx, "o-alice"); err == nil {
+		t.Fatalf("after a crash the dropped previous key %q is back", k)
+	}
+}

@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // These tests run the real thing: Caddy built from ./cmd/caddy, with
@@ -23,49 +22,13 @@ import (
 
 const procApp = "wx00000000c0a50001"
 
-var (
-	caddyOnce sync.Once
-	caddyBin  string
-	caddyErr  error
-)
-
-// buildCaddy builds cmd/caddy once per test binary.
-func buildCaddy(t *testing.T) string {
-	t.Helper()
-	caddyOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "memorystore-caddy-")
-		if err != nil {
-			caddyErr = err
-			return
-		}
-		caddyBin = filepath.Join(dir, "caddy")
-		cmd := exec.Command("go", "build", "-o", caddyBin, "github.com/caddy-wechat-auth/caddy-wechat-auth/cmd/caddy")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			caddyErr = fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
-		}
-	})
-	if caddyErr != nil {
-		t.Fatal(caddyErr)
-	}
-	return caddyBin
-}
+// caddyBuild is cmd/caddy, built once for the tests of this package.
+var caddyBuild gatewaytest.Build
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if caddyBin != "" {
-		os.RemoveAll(filepath.Dir(caddyBin))
-	}
+	caddyBuild.Remove()
 	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // gateway is a Caddy child process and its sites.
@@ -73,9 +36,7 @@ type gateway struct {
 	t                 *testing.T
 	dir, file, bin    string
 	admin, port, mock int
-	cmd               *exec.Cmd
-	log               *bytes.Buffer
-	logMu             *sync.Mutex
+	proc              *gatewaytest.Process
 	client            *http.Client
 	generation        int
 	noPersist         bool   // the gateway without persist
@@ -85,8 +46,8 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	dir := t.TempDir()
-	return &gateway{t: t, dir: dir, file: filepath.Join(dir, "sessions.db"), bin: buildCaddy(t),
-		admin: freePort(t), port: freePort(t), mock: freePort(t),
+	return &gateway{t: t, dir: dir, file: filepath.Join(dir, "sessions.db"), bin: caddyBuild.Bin(t),
+		admin: gatewaytest.FreePort(t), port: gatewaytest.FreePort(t), mock: gatewaytest.FreePort(t),
 		client: &http.Client{Timeout: 10 * time.Second}}
 }
 
@@ -97,87 +58,30 @@ func (g *gateway) caddyfile() string {
 	if g.noPersist {
 		store = ""
 	}
-	second := ""
+	sites := []gatewaytest.GatewaySite{{Port: g.port, Store: store, Respond: fmt.Sprintf("{http.auth.user.id} {http.auth.user.phone} gen%d", g.generation)}}
 	if g.second != "" {
-		second = fmt.Sprintf(`
-http://127.0.0.1:%d {
-	wechat_auth {
-		app_id %s
-		app_secret crash-test-secret
-		api_base http://127.0.0.1:%d
-%s	}
-	respond "{http.auth.user.id} second"
-}
-`, g.port2, procApp, g.mock, g.second)
+		sites = append(sites, gatewaytest.GatewaySite{Port: g.port2, Store: g.second, Respond: "{http.auth.user.id} second"})
 	}
-	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	storage file_system %s
+	return gatewaytest.MockedGateway{Admin: g.admin, Storage: filepath.Join(g.dir, "data"),
+		AppID: procApp, AppSecret: "crash-test-secret", Mock: g.mock, Sites: sites}.Caddyfile()
 }
 
-http://127.0.0.1:%d {
-	wechat_auth {
-		app_id %s
-		app_secret crash-test-secret
-		api_base http://127.0.0.1:%d
-%s	}
-	respond "{http.auth.user.id} {http.auth.user.phone} gen%d"
-}
-%s
-http://127.0.0.1:%d {
-	wechat_mock {
-		app_id %s
-		app_secret crash-test-secret
-	}
-}
-`, g.admin, filepath.Join(g.dir, "data"), g.port, procApp, g.mock, store, g.generation, second, g.mock, procApp)
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
+// start runs the gateway on the current caddyfile the first time, and
+// again on the same files (its Caddyfile as the last reload left it) after
+// a kill. It returns once the gateway answers.
 func (g *gateway) start() {
-	t := g.t
-	t.Helper()
-	cf := filepath.Join(g.dir, "Caddyfile")
-	if err := os.WriteFile(cf, []byte(g.caddyfile()), 0o600); err != nil {
-		t.Fatal(err)
+	g.t.Helper()
+	if g.proc != nil {
+		g.proc.MustRestart(g.t)
+		return
 	}
-	g.cmd = exec.Command(g.bin, "run", "--config", cf, "--adapter", "caddyfile")
-	g.cmd.Env = append(os.Environ(), "HOME="+g.dir, "XDG_DATA_HOME="+g.dir, "XDG_CONFIG_HOME="+g.dir)
-	g.log, g.logMu = new(bytes.Buffer), new(sync.Mutex)
-	g.cmd.Stdout = syncWriter{g.logMu, g.log}
-	g.cmd.Stderr = syncWriter{g.logMu, g.log}
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.kill() })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if st, _ := g.get(""); st == http.StatusUnauthorized {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Caddy did not come up; its log:\n%s", g.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	g.proc = gatewaytest.Run(g.t, gatewaytest.Options{
+		Bin: g.bin, Dir: g.dir, Caddyfile: g.caddyfile(),
+		Ready: func() bool { st, _ := g.get(""); return st == http.StatusUnauthorized },
+	})
 }
 
-func (g *gateway) logs() string {
-	g.logMu.Lock()
-	defer g.logMu.Unlock()
-	return g.log.String()
-}
+func (g *gateway) logs() string { return g.proc.Log() }
 
 // reload loads the current caddyfile through the admin API.
 func (g *gateway) reload() error {
@@ -192,17 +96,16 @@ func (g *gateway) reload() error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("reload: %d %s", resp.StatusCode, b)
 	}
-	return nil
+	// The Caddyfile says what runs: a restart after a kill runs it.
+	return os.WriteFile(g.proc.CaddyfilePath(), []byte(g.caddyfile()), 0o600)
 }
 
 // kill is SIGKILL: nothing runs in the process after it.
 func (g *gateway) kill() {
-	if g.cmd == nil {
-		return
+	g.t.Helper()
+	if err := g.proc.Kill(); err != nil {
+		g.t.Fatal(err)
 	}
-	g.cmd.Process.Signal(syscall.SIGKILL)
-	g.cmd.Wait()
-	g.cmd = nil
 }
 
 func (g *gateway) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", g.port, path) }
@@ -232,7 +135,9 @@ func (g *gateway) get(token string) (int, string) {
 	return st, body
 }
 
-type answered struct{ token, openid string }
+// answered is a login the gateway answered: its token, the openid, and
+// the fake's user the code named.
+type answered struct{ token, openid, user string }
 
 // login logs the user a code names in; ok is false when it was not
 // answered 200.
@@ -245,7 +150,8 @@ func (g *gateway) login(code string) (answered, bool) {
 	if err := json.Unmarshal([]byte(body), &a); err != nil || a.Token == "" {
 		return answered{}, false
 	}
-	return answered{a.Token, a.OpenID}, true
+	user, _, _ := strings.Cut(code, ":")
+	return answered{a.Token, a.OpenID, user}, true
 }
 
 func (g *gateway) mustLogin(code string) answered {
@@ -330,7 +236,7 @@ func TestProcessKillAfterAnsweredChanges(t *testing.T) {
 		}
 	}
 	phoneUser := kept[0]
-	st, body, err := g.do("POST", g.url("/wechat/phone"), phoneUser.token, fmt.Sprintf(`{"code":%q}`, "phone-of-"+phoneUser.openid))
+	st, body, err := g.do("POST", g.url("/wechat/phone"), phoneUser.token, fmt.Sprintf(`{"code":%q}`, phoneUser.user+":phone"))
 	if err != nil || st != http.StatusOK {
 		t.Fatalf("phone: %d %s %v", st, body, err)
 	}
@@ -496,7 +402,7 @@ func TestProcessReloadAddsPersist(t *testing.T) {
 // config stays.
 func TestProcessTwoSitesOfOneApp(t *testing.T) {
 	g := newGateway(t)
-	g.port2 = freePort(t)
+	g.port2 = gatewaytest.FreePort(t)
 	g.second = fmt.Sprintf("\t\tstore memory {\n\t\t\tpersist %s\n\t\t}\n", g.file)
 	g.start()
 	a := g.mustLogin("shared")

@@ -339,6 +339,52 @@ func (s *sharedStore) BindPhone(_ context.Context, openid, phone, countryCode st
 	return s.disk.write(func(w *diskWriter) error { return w.user(openid) })
 }
 
+// User reads the record every session of the user shares, as BindPhone
+// finds it: gone with the user's last session, or at a revoke.
+func (s *sharedStore) User(_ context.Context, openid string) (store.User, error) {
+	s.mu.Lock()
+	rec := s.users[openid]
+	if rec == nil || rec.expired(time.Now()) {
+		s.mu.Unlock()
+		return store.User{}, store.ErrNotFound
+	}
+	u := rec.u.Load()
+	s.mu.Unlock()
+	if u == nil {
+		return store.User{}, store.ErrNotFound
+	}
+	return u.user(), nil
+}
+
+// ReplaceSessionKey changes the record every session of the user shares,
+// as BindPhone does, and writes it with the previous key's removal.
+func (s *sharedStore) ReplaceSessionKey(_ context.Context, openid, oldKey, newKey string) (bool, error) {
+	s.mu.Lock()
+	rec := s.users[openid]
+	if rec == nil || rec.expired(time.Now()) {
+		s.mu.Unlock()
+		return false, store.ErrNotFound
+	}
+	u := rec.u.Load().user()
+	if u.SessionKey != oldKey {
+		s.mu.Unlock()
+		return false, nil
+	}
+	u.SessionKey = newKey
+	p, err := packUser(u)
+	if err == nil {
+		s.storeUser(rec, p)
+		s.prevKeys.Delete(openid)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	return true, s.disk.write(func(w *diskWriter) error {
+		return errors.Join(w.user(openid), w.prevKey(openid))
+	})
+}
+
 func (s *sharedStore) PreviousSessionKey(_ context.Context, openid string) (string, error) {
 	v, ok := s.prevKeys.Get(openid)
 	if !ok {

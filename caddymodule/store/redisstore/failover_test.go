@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // TestRedisStoreSentinelFailover: the primary is killed while sessions
@@ -86,7 +87,7 @@ func testFailover(t *testing.T, d *deployment, kill func() (string, func(time.Du
 	wait(30 * time.Second)
 	promoted := time.Since(start)
 	var lastErr error
-	storetest.Eventually(t, 15*time.Second, "look-ups succeed after the failover", func() bool {
+	gatewaytest.Eventually(t, 15*time.Second, "look-ups succeed after the failover", func() bool {
 		for _, h := range hs {
 			if _, err := s.Lookup(ctx, h); err != nil {
 				if lastErr == nil || err.Error() != lastErr.Error() {
@@ -111,7 +112,7 @@ func testFailover(t *testing.T, d *deployment, kill func() (string, func(time.Du
 		old, promoted.Round(time.Millisecond), window.Round(time.Millisecond), failed.Load(), ok.Load())
 	// Writes work again, and everything written before is intact.
 	h := storetest.Hash("after-failover")
-	storetest.Eventually(t, 10*time.Second, "logins after the failover", func() bool {
+	gatewaytest.Eventually(t, 10*time.Second, "logins after the failover", func() bool {
 		_, err := s.CreateSession(ctx, h, store.User{OpenID: "o-fail-0", SessionKey: "k2"}, time.Hour, time.Minute)
 		return err == nil
 	})

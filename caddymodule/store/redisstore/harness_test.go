@@ -16,6 +16,7 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // The harness of the Redis store's tests: Redis deployments of every
@@ -154,7 +155,7 @@ func (d *deployment) waitReplicated() {
 // so that look-ups are cached from now on.
 func waitLive(t testing.TB, s *sharedStore) {
 	t.Helper()
-	storetest.Eventually(t, 10*time.Second, "invalidation channel subscribed", func() bool { return s.cache.live.Load() })
+	gatewaytest.Eventually(t, 10*time.Second, "invalidation channel subscribed", func() bool { return s.cache.live.Load() })
 }
 
 // countCommands counts what s sends to the servers from now on (on a

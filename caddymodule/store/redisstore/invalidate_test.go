@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // TestRedisStoreSharedByGateways runs two stores on one Redis with their
@@ -53,13 +54,13 @@ func TestRedisStoreSharedByGateways(t *testing.T) {
 			if err := a.BindPhone(ctx, alice.OpenID, "13800001111", "86"); err != nil {
 				t.Fatal(err)
 			}
-			storetest.Eventually(t, within, "phone bound on A seen on B", func() bool {
+			gatewaytest.Eventually(t, within, "phone bound on A seen on B", func() bool {
 				return storetest.MustLookup(t, b, h1).User.Phone == "13800001111"
 			})
 
 			// Re-login on B rotates the key for A's cached tokens too.
 			storetest.MustCreate(t, b, storetest.Hash("g3"), store.User{OpenID: alice.OpenID, SessionKey: "k2"}, time.Hour)
-			storetest.Eventually(t, within, "new session key seen on A", func() bool {
+			gatewaytest.Eventually(t, within, "new session key seen on A", func() bool {
 				return storetest.MustLookup(t, a, h2).User.SessionKey == "k2"
 			})
 			if u := storetest.MustLookup(t, a, h2).User; u.Phone != "13800001111" || u.UnionID != "u-alice" {
@@ -80,14 +81,14 @@ func TestRedisStoreSharedByGateways(t *testing.T) {
 				t.Fatal(err)
 			}
 			storetest.WantNotFound(t, b, h1)
-			storetest.Eventually(t, within, "logout on B seen on A", gone(a, h1))
+			gatewaytest.Eventually(t, within, "logout on B seen on A", gone(a, h1))
 
 			// Revoke on A reaches tokens created on B.
 			storetest.MustLookup(t, b, h2)
 			if n, err := a.RevokeUser(ctx, alice.OpenID); err != nil || n != 3 {
 				t.Fatalf("RevokeUser = %d, %v; want 3", n, err)
 			}
-			storetest.Eventually(t, within, "revoke on A seen on B", gone(b, h2))
+			gatewaytest.Eventually(t, within, "revoke on A seen on B", gone(b, h2))
 			wantCount(t, a, 0)
 			wantCount(t, b, 0)
 		})
@@ -123,12 +124,12 @@ func TestRedisStoreChannelLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	storetest.Eventually(t, cacheTTL, "B refuses the token revoked while its channel was cut", func() bool {
+	gatewaytest.Eventually(t, cacheTTL, "B refuses the token revoked while its channel was cut", func() bool {
 		_, err := b.Lookup(ctx, h)
 		return errors.Is(err, store.ErrNotFound)
 	})
 	t.Logf("refused %v after the revocation (cache_ttl %v)", time.Since(start), cacheTTL)
-	storetest.Eventually(t, 5*time.Second, "B subscribed again", func() bool { return b.subscriptions.Load() > subs })
+	gatewaytest.Eventually(t, 5*time.Second, "B subscribed again", func() bool { return b.subscriptions.Load() > subs })
 
 	// The message surely missed: B's subscriber stopped, the channel
 	// marked lost, as a dead connection would.

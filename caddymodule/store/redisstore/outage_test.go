@@ -11,6 +11,7 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 func TestRedisStoreRestartKeepsSessions(t *testing.T) {
@@ -26,7 +27,7 @@ func TestRedisStoreRestartKeepsSessions(t *testing.T) {
 	srv.Restart()
 	// The same store, not reopened: its client reconnects.
 	var sess store.Session
-	storetest.Eventually(t, 10*time.Second, "look-up after the Redis restart", func() bool {
+	gatewaytest.Eventually(t, 10*time.Second, "look-up after the Redis restart", func() bool {
 		var err error
 		sess, err = s.Lookup(ctx, h)
 		return err == nil
@@ -83,7 +84,7 @@ func TestRedisStoreOutage(t *testing.T) {
 	srv.Pause()
 	check()
 	srv.Resume()
-	storetest.Eventually(t, 10*time.Second, "recovery from a hung Redis", func() bool {
+	gatewaytest.Eventually(t, 10*time.Second, "recovery from a hung Redis", func() bool {
 		_, err := s.Lookup(ctx, h)
 		return err == nil
 	})
@@ -94,7 +95,7 @@ func TestRedisStoreOutage(t *testing.T) {
 		check()
 	}
 	srv.Restart()
-	storetest.Eventually(t, 10*time.Second, "recovery after Redis came back", func() bool {
+	gatewaytest.Eventually(t, 10*time.Second, "recovery after Redis came back", func() bool {
 		_, err := s.Lookup(ctx, h)
 		return err == nil
 	})
@@ -113,7 +114,7 @@ func TestRedisStoreCacheServesDuringOutage(t *testing.T) {
 	storetest.MustCreate(t, s, h, store.User{OpenID: "o", SessionKey: "k"}, time.Hour)
 	storetest.MustLookup(t, s, h)
 	srv.Stop()
-	storetest.Eventually(t, 5*time.Second, "the lost channel noticed", func() bool { return !s.cache.live.Load() })
+	gatewaytest.Eventually(t, 5*time.Second, "the lost channel noticed", func() bool { return !s.cache.live.Load() })
 	storetest.MustLookup(t, s, h)
 	// A logout on this instance is honoured even though Redis is down.
 	if err := s.DeleteSession(context.Background(), h); err == nil {

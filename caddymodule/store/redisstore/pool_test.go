@@ -16,6 +16,7 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/redistest"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store/storetest"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 func TestRedisStoreGoroutinesReleased(t *testing.T) {
@@ -40,7 +41,7 @@ func TestRedisStoreGoroutinesReleased(t *testing.T) {
 	}
 	// A store opened while Redis is down must not leave its dialer or
 	// its subscriber behind either.
-	_, cleanup := openRedis(t, &Config{Address: Addresses{"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))}, Timeout: caddy.Duration(100 * time.Millisecond)}, storetest.AppID(t, "down"), nil)
+	_, cleanup := openRedis(t, &Config{Address: Addresses{"127.0.0.1:" + strconv.Itoa(gatewaytest.FreePort(t))}, Timeout: caddy.Duration(100 * time.Millisecond)}, storetest.AppID(t, "down"), nil)
 	cleanup()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > base {

@@ -207,3 +207,44 @@ const countSrc = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZCARD', KEYS[1])
 `
+
+// userScript reads the user record while the user has a live token. It
+// writes nothing (an expired token stays in the index for the next
+// change to drop). It answers nil when the user has no live session,
+// else {openid, unionid, session key, phone, country code}.
+//
+//	KEYS[1] P u:{<openid>}   KEYS[2] P t:{<openid>}
+//	ARGV[1] now (unix ms)
+var userScript = redis.NewScript(prelude + userSrc)
+
+const userSrc = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local all = redis.call('HGETALL', KEYS[2])
+local now = tonumber(ARGV[1])
+for i = 2, #all, 2 do
+  if tonumber(all[i]) > now then return userFields(KEYS[1]) end
+end
+return false
+`
+
+// replaceKeyScript replaces the user's session key when it is still the
+// one given, and drops the previous key. It answers nil when the user has
+// no live session, else {version, openid, unionid, session key, phone,
+// country code, changed ("1": replaced; "0": the key was another), then
+// the live tokens as hash, expiry, ...}, as createUserScript.
+//
+//	KEYS[1] P u:{<openid>}   KEYS[2] P t:{<openid>}   KEYS[3] P pk:{<openid>}
+//	ARGV[1] the old key   ARGV[2] the new key   ARGV[3] now (unix ms)
+var replaceKeyScript = redis.NewScript(prelude + replaceKeySrc)
+
+const replaceKeySrc = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local tokens, maxexp = liveTokens(KEYS[2], tonumber(ARGV[3]), '')
+if maxexp == 0 then return false end
+local cur = redis.call('HMGET', KEYS[1], 'session_key', 'ver')
+if cur[1] ~= ARGV[1] then return userAnswer(KEYS[1], cur[2] or '0', false, tokens) end
+local ver = nextVersion(cur[2])
+redis.call('HSET', KEYS[1], 'session_key', ARGV[2], 'ver', ver)
+redis.call('DEL', KEYS[3])
+return userAnswer(KEYS[1], ver, true, tokens)
+`

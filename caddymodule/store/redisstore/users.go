@@ -86,6 +86,54 @@ func (s *sharedStore) BindPhone(ctx context.Context, openid, phone, countryCode 
 	return err
 }
 
+// User reads the user record from Redis (never the local cache) in one
+// script, which also checks that a token of the user is still live.
+func (s *sharedStore) User(ctx context.Context, openid string) (store.User, error) {
+	var vals []string
+	err := s.call(ctx, func(ctx context.Context) error {
+		var err error
+		vals, err = userScript.Run(ctx, s.client, s.userKeys(openid)[:2], time.Now().UnixMilli()).StringSlice()
+		return err
+	})
+	if err != nil {
+		return store.User{}, err
+	}
+	if len(vals) != 5 || vals[0] != openid {
+		return store.User{}, s.failure(fmt.Errorf("unexpected user record of %d fields", len(vals)))
+	}
+	return store.User{OpenID: vals[0], UnionID: vals[1], SessionKey: vals[2], Phone: vals[3], CountryCode: vals[4]}, nil
+}
+
+// ReplaceSessionKey changes the key with the user's script, then rewrites
+// the copies of the user's tokens and announces the change, as BindPhone
+// does.
+func (s *sharedStore) ReplaceSessionKey(ctx context.Context, openid, oldKey, newKey string) (bool, error) {
+	if err := checkFields(newKey); err != nil {
+		return false, err
+	}
+	var res *redis.Cmd
+	err := s.call(ctx, func(ctx context.Context) error {
+		res = replaceKeyScript.Run(ctx, s.client, s.userKeys(openid), oldKey, newKey, time.Now().UnixMilli())
+		return res.Err()
+	})
+	if err != nil {
+		return false, err
+	}
+	rec, err := parseUserAnswer(res)
+	if err != nil {
+		return false, s.failure(err)
+	}
+	if !rec.changed {
+		return false, nil
+	}
+	copies := s.copyKeys(rec)
+	err = s.commit(ctx, append([]string{s.userKey(openid), s.prevKeyKey(openid)}, copies...),
+		func(p redis.Pipeliner) { s.rewriteCopies(ctx, p, rec, copies) },
+		func(p redis.Pipeliner) { p.Publish(ctx, s.channel, "u"+openid) })
+	s.cache.forgetUser(openid)
+	return err == nil, err
+}
+
 // PreviousSessionKey is the session key the user's newest login replaced,
 // kept for the grace that login gave (store.ErrNotFound after it).
 func (s *sharedStore) PreviousSessionKey(ctx context.Context, openid string) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // The properties of the conformance suite, one method each (Run lists
@@ -58,7 +59,7 @@ func (suite Suite) expiryIsFixed(t *testing.T) {
 		MustLookup(t, s, h)
 		time.Sleep(20 * time.Millisecond)
 	}
-	Eventually(t, 2*time.Second, "session expiry", func() bool {
+	gatewaytest.Eventually(t, 2*time.Second, "session expiry", func() bool {
 		_, err := s.Lookup(ctx, h)
 		return errors.Is(err, store.ErrNotFound)
 	})
@@ -239,7 +240,7 @@ func (suite Suite) previousSessionKey(t *testing.T) {
 	wantPrev("") // grace 0 keeps nothing
 	login("g6", "key-5", 300*time.Millisecond)
 	wantPrev("key-4")
-	Eventually(t, 3*time.Second, "previous key expiry", func() bool {
+	gatewaytest.Eventually(t, 3*time.Second, "previous key expiry", func() bool {
 		_, err := s.PreviousSessionKey(ctx, alice.OpenID)
 		return errors.Is(err, store.ErrNotFound)
 	})
@@ -294,7 +295,7 @@ func (suite Suite) loginResults(t *testing.T) {
 	if err := s.PutLoginResult(ctx, "code-short", []byte("x"), 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 2*time.Second, "login result expiry", func() bool {
+	gatewaytest.Eventually(t, 2*time.Second, "login result expiry", func() bool {
 		_, err := s.GetLoginResult(ctx, "code-short")
 		return errors.Is(err, store.ErrNotFound)
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/gatewaytest"
 )
 
 // Suite describes the store under test.
@@ -103,7 +104,7 @@ func (suite Suite) wantCount(t *testing.T, s store.Store, want int) {
 		}
 		return
 	}
-	Eventually(t, 5*time.Second, fmt.Sprintf("Count = %d", want), func() bool { return count() == want })
+	gatewaytest.Eventually(t, 5*time.Second, fmt.Sprintf("Count = %d", want), func() bool { return count() == want })
 }
 
 // Run runs the suite, one subtest per property. Every subtest opens
@@ -116,6 +117,8 @@ func (suite Suite) Run(t *testing.T) {
 	t.Run("ReLoginRotatesSessionKey", suite.reLoginRotatesSessionKey)
 	t.Run("BindPhone", suite.bindPhone)
 	t.Run("PreviousSessionKey", suite.previousSessionKey)
+	t.Run("User", suite.userRecord)
+	t.Run("ReplaceSessionKey", suite.replaceSessionKey)
 	t.Run("BadInput", suite.badInput)
 	t.Run("LoginResults", suite.loginResults)
 	t.Run("Count", suite.count)

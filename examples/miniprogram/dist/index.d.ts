@@ -3,7 +3,7 @@
 
 // ---- error codes -------------------------------------------------------------
 
-/** The `error` of the gateway's JSON error answers (caddy-wechat-auth's README, "Errors"). */
+/** The `error` of the gateway's JSON error answers (caddy-wechat-auth's docs/endpoints.md, "Errors"). */
 export type GatewayErrorCode =
   | 'invalid_request'
   | 'decrypt_failed'
@@ -12,6 +12,14 @@ export type GatewayErrorCode =
   | 'invalid_code'
   | 'user_blocked'
   | 'phone_required'
+  /** 404 from the gateway's upstream API: no live session for that openid. */
+  | 'unknown_user'
+  /**
+   * 409 from the gateway's upstream API, relayed by your upstream: the
+   * platform no longer holds the user's session key. Call
+   * `login({ force: true })`.
+   */
+  | 'session_key_invalid'
   | 'method_not_allowed'
   | 'body_too_large'
   | 'unsupported_media_type'
@@ -26,7 +34,11 @@ export type GatewayErrorCode =
 export type ClientErrorCode =
   /** The platform's request failed: no answer (network, timeout, abort). Keeps `errMsg`. */
   | 'network_error'
-  /** wx.login / uni.login / Taro.login failed or gave no code. Keeps `errMsg` when there is one. */
+  /**
+   * The platform's login (wx.login, qq.login, tt.login, ks.login,
+   * swan.getLoginCode or swan.login, my.getAuthCode, uni.login, Taro.login)
+   * failed or gave no code. Keeps `errMsg` when there is one.
+   */
   | 'wx_login_failed'
   /** A phone-number button failed: the user said no, or WeChat did not ask (`errno` 104, 112, ...). Nothing was sent. */
   | 'phone_denied'
@@ -53,9 +65,17 @@ export interface WechatAuthError extends Error {
   data?: unknown;
   /** The answer's headers, when the gateway answered. */
   header?: Record<string, string>;
-  /** The platform's errMsg (network_error, wx_login_failed, phone_denied, phone_quota_exceeded). */
+  /**
+   * The platform's message (network_error, wx_login_failed, phone_denied,
+   * phone_quota_exceeded): its errMsg, or Alipay's errorMessage followed by
+   * ` (error <n>)`.
+   */
   errMsg?: string;
-  /** The phone-number button's `errno`, when WeChat gave one (1400001: no quota). */
+  /**
+   * The phone-number button's failure number, when the platform gave one:
+   * WeChat's errno (1400001: no quota), Douyin's errNo, Baidu's errCode,
+   * Alipay's error (or the code of an answer it gave in the clear).
+   */
   errno?: number;
   /**
    * The legacy phone form could not be used (decrypt_failed, or unauthenticated
@@ -69,25 +89,37 @@ export declare function isWechatAuthError(value: unknown): value is WechatAuthEr
 
 // ---- platforms -----------------------------------------------------------------
 
-/** The platform's failure object (`fail` callback argument, or Taro's rejection). */
+/** The platforms the kit speaks to (`client.platform`; `platform` of uni-app and Taro options). */
+export type PlatformName = 'wechat' | 'qq' | 'douyin' | 'kuaishou' | 'baidu' | 'alipay';
+
+/**
+ * The platform's failure object (`fail` callback argument, or Taro's
+ * rejection): `errMsg` on every platform but Alipay, whose my.* APIs give
+ * `error` and `errorMessage`.
+ */
 export interface PlatformFailure {
-  errMsg: string;
+  errMsg?: string;
+  error?: number;
+  errorMessage?: string;
 }
 
-/** What login's success gives. */
+/** What login's success gives (my.getAuthCode: `authCode`). */
 export interface PlatformLoginResult {
-  code: string;
-  errMsg: string;
+  code?: string;
+  authCode?: string;
+  errMsg?: string;
 }
 
-/** What the kit passes to wx.login / uni.login / Taro.login. */
+/** What the kit passes to the platform's login. */
 export interface PlatformLoginOptions {
-  /** uni.login only: always 'weixin'. */
-  provider?: 'weixin';
+  /** uni.login only: the build's platform ('weixin' on WeChat). */
+  provider?: 'weixin' | 'qq' | 'toutiao' | 'baidu' | 'alipay';
+  /** Alipay (my.getAuthCode, and uni.login / Taro.login there): always 'auth_base'. */
+  scopes?: 'auth_base';
   timeout?: number;
 }
 
-/** What the kit passes to wx.request / uni.request / Taro.request. */
+/** What the kit passes to wx.request (qq, tt, ks, swan, uni, Taro alike). */
 export interface PlatformRequestOptions {
   url: string;
   method: HttpMethod;
@@ -96,15 +128,17 @@ export interface PlatformRequestOptions {
   dataType?: string;
   responseType?: 'text' | 'arraybuffer';
   timeout?: number;
-  /** Set unless `http2: false`. */
+  /** Set unless `http2: false` (not on Alipay). */
   enableHttp2?: boolean;
 }
 
-/** What request's success gives. */
+/** What request's success gives: `statusCode` and `header`, or Alipay's `status` and `headers`. */
 export interface PlatformResponse {
-  statusCode: number;
+  statusCode?: number;
+  status?: number;
   data: unknown;
   header?: Record<string, string>;
+  headers?: Record<string, string>;
 }
 
 interface PlatformStorage {
@@ -112,6 +146,14 @@ interface PlatformStorage {
   setStorageSync(key: string, data: unknown): unknown;
   removeStorageSync(key: string): unknown;
 }
+
+/** A login in callback style, as wx.login and its copies take it. */
+type CallbackLogin = (
+  options: PlatformLoginOptions & {
+    success(result: PlatformLoginResult): void;
+    fail(failure: PlatformFailure): void;
+  }
+) => unknown;
 
 /** The part of `wx` (native WeChat) the kit uses: callback style. */
 export interface WxLike extends PlatformStorage {
@@ -129,7 +171,76 @@ export interface WxLike extends PlatformStorage {
   ): unknown;
 }
 
-/** The part of `uni` (uni-app) the kit uses: callback style, like `wx`; login with provider 'weixin'. */
+/** The part of `qq` (QQ) the kit uses: wx's shapes. */
+export interface QqLike extends WxLike {}
+
+/**
+ * The part of `tt` (Douyin) the kit uses: wx's shapes (tt.login's
+ * anonymousCode is not sent), but tt.request knows no TRACE or CONNECT, and
+ * its typings take an object or bytes as data, not a string.
+ */
+export interface TtLike extends PlatformStorage {
+  login: WxLike['login'];
+  request(
+    options: Omit<PlatformRequestOptions, 'method' | 'data'> & {
+      method: Exclude<HttpMethod, 'TRACE' | 'CONNECT'>;
+      data?: object | ArrayBuffer;
+      success(response: PlatformResponse): void;
+      fail(failure: PlatformFailure): void;
+    }
+  ): unknown;
+}
+
+/** The part of `ks` (Kuaishou) the kit uses: wx's shapes. */
+export interface KsLike extends WxLike {}
+
+/** The part of `swan` (Baidu) the kit uses: wx's shapes; swan.getLoginCode when present, else swan.login. */
+export interface SwanLike extends PlatformStorage {
+  getLoginCode?: CallbackLogin;
+  login?: CallbackLogin;
+  request: WxLike['request'];
+}
+
+/** What the kit passes to Alipay's my.request. */
+export interface MyRequestOptions {
+  url: string;
+  method: HttpMethod;
+  headers: Record<string, string>;
+  /**
+   * Your request's data. (Alipay's typings say Record<string, string> for an
+   * object; its docs JSON-encode any object when content-type is
+   * application/json, which the kit's own calls set.)
+   */
+  data?: string | Record<string, string> | ArrayBuffer;
+  /** 'text' for the kit's own calls; yours as you set it ('arraybuffer' for responseType 'arraybuffer'). */
+  dataType?: 'json' | 'text' | 'base64' | 'arraybuffer';
+  timeout?: number;
+}
+
+/**
+ * The part of `my` (Alipay) the kit uses: my.getAuthCode({ scopes:
+ * 'auth_base' }) → `authCode`; my.request with `headers`, answering `status`
+ * and `headers` (a non-2xx answer through `fail`, error 19); storage by
+ * `{ key }` and `{ key, data }`.
+ */
+export interface MyLike {
+  getAuthCode(options: {
+    scopes: 'auth_base';
+    success(result: { authCode: string }): void;
+    fail(failure: PlatformFailure): void;
+  }): unknown;
+  request(
+    options: MyRequestOptions & {
+      success(response: PlatformResponse): void;
+      fail(failure: PlatformFailure & Partial<PlatformResponse>): void;
+    }
+  ): unknown;
+  getStorageSync(options: { key: string }): { data?: unknown } | unknown;
+  setStorageSync(options: { key: string; data: unknown }): unknown;
+  removeStorageSync(options: { key: string }): unknown;
+}
+
+/** The part of `uni` (uni-app) the kit uses: callback style, like `wx`, on every platform. */
 export interface UniLike extends WxLike {}
 
 /** The part of `Taro` (@tarojs/taro's default export) the kit uses: promise style. */
@@ -149,7 +260,7 @@ interface CommonOptions {
   storageKey?: string;
   /** Milliseconds, for the platform's request and login. Default: the platform's. */
   timeout?: number;
-  /** Ask for HTTP/2 (`enableHttp2`). Default true. */
+  /** Ask for HTTP/2 (`enableHttp2`; not on Alipay). Default true. */
   http2?: boolean;
   /** Treat a token as expired this many ms early. Default 60000. */
   expirySkewMs?: number;
@@ -157,31 +268,75 @@ interface CommonOptions {
   now?: () => number;
 }
 
-/** Native WeChat: `wx` (defaults to the global one). */
-export interface WxClientOptions extends CommonOptions {
-  wx?: WxLike;
+/** Every platform option absent: each options type below names one of them. */
+interface NoPlatform {
+  wx?: undefined;
+  qq?: undefined;
+  tt?: undefined;
+  ks?: undefined;
+  swan?: undefined;
+  my?: undefined;
   uni?: undefined;
   taro?: undefined;
+  platform?: undefined;
+}
+
+/** Native WeChat: `wx` (defaults to the global one). */
+export interface WxClientOptions extends CommonOptions, Omit<NoPlatform, 'wx'> {
+  wx?: WxLike;
+}
+
+/** Native QQ: pass `qq`. */
+export interface QqClientOptions extends CommonOptions, Omit<NoPlatform, 'qq'> {
+  qq: QqLike;
+}
+
+/** Native Douyin: pass `tt`. */
+export interface TtClientOptions extends CommonOptions, Omit<NoPlatform, 'tt'> {
+  tt: TtLike;
+}
+
+/** Native Kuaishou: pass `ks`. */
+export interface KsClientOptions extends CommonOptions, Omit<NoPlatform, 'ks'> {
+  ks: KsLike;
+}
+
+/** Native Baidu: pass `swan`. */
+export interface SwanClientOptions extends CommonOptions, Omit<NoPlatform, 'swan'> {
+  swan: SwanLike;
+}
+
+/** Native Alipay: pass `my`. */
+export interface MyClientOptions extends CommonOptions, Omit<NoPlatform, 'my'> {
+  my: MyLike;
 }
 
 /** uni-app: pass `uni`. */
-export interface UniClientOptions extends CommonOptions {
+export interface UniClientOptions extends CommonOptions, Omit<NoPlatform, 'uni' | 'platform'> {
   uni: UniLike;
-  wx?: undefined;
-  taro?: undefined;
+  /** The build's platform. Default: told by the runtime's global object (my, tt, swan, ks, qq; else WeChat). */
+  platform?: PlatformName;
 }
 
 /** Taro: pass `Taro` (`import Taro from '@tarojs/taro'`). */
-export interface TaroClientOptions extends CommonOptions {
+export interface TaroClientOptions extends CommonOptions, Omit<NoPlatform, 'taro' | 'platform'> {
   taro: TaroLike;
-  wx?: undefined;
-  uni?: undefined;
+  /** The build's platform. Default: told by the runtime's global object (my, tt, swan, ks, qq; else WeChat). */
+  platform?: PlatformName;
 }
 
-/** One platform at most: `wx`, `uni` or `taro`. */
-export type ClientOptions = WxClientOptions | UniClientOptions | TaroClientOptions;
+/** One platform at most: `wx`, `qq`, `tt`, `ks`, `swan`, `my`, `uni` or `taro`. */
+export type ClientOptions =
+  | WxClientOptions
+  | QqClientOptions
+  | TtClientOptions
+  | KsClientOptions
+  | SwanClientOptions
+  | MyClientOptions
+  | UniClientOptions
+  | TaroClientOptions;
 
-/** Makes a client. Throws when there is no platform object or no baseURL. */
+/** Makes a client. Throws when there is no platform object, more than one, or no baseURL. */
 export declare function createClient(options: ClientOptions): WechatAuthClient;
 
 // ---- the client ----------------------------------------------------------------------
@@ -258,14 +413,40 @@ export interface StoredSession {
  */
 export interface PhoneNumberEventDetail {
   errMsg?: string;
-  /** On failure, in newer base libraries; 1400001: no quota. */
+  /** WeChat, on failure, in newer base libraries; 1400001: no quota. */
   errno?: number;
+  /** Douyin's failure number. */
+  errNo?: number;
+  /** Baidu's failure number. */
+  errCode?: number;
+  /** Alipay's failure (my.getPhoneNumber's fail, the getAuthorize button's onError detail). */
+  error?: number;
+  errorMessage?: string;
   /** The one-time code (getPhoneNumber since base library 2.21.2; getRealtimePhoneNumber always). */
   code?: string;
   /** The legacy form (older base libraries). */
   encryptedData?: string;
   iv?: string;
   cloudID?: string;
+  /**
+   * Alipay: my.getPhoneNumber's `response`, the JSON string
+   * `{"response": "<ciphertext>", "sign", "sign_type", "encrypt_type", "charset"}`
+   * (or, with `sign`, the ciphertext itself).
+   */
+  response?: string;
+  /** Alipay: the signature of the ciphertext (uni-app's getphonenumber detail carries it with encryptedData). */
+  sign?: string;
+}
+
+/** What `login()` takes. */
+export interface LoginOptions {
+  /**
+   * Log in again even with a live stored token (login() always does), and
+   * make request() and ensureLogin() calls made meanwhile wait for the new
+   * session rather than use the stored token: what to call when your
+   * upstream relays `session_key_invalid`.
+   */
+  force?: boolean;
 }
 
 /** A phone-number button's event: anything with that `detail`. */
@@ -274,6 +455,8 @@ export interface PhoneNumberEvent {
 }
 
 export interface WechatAuthClient {
+  /** The platform this client speaks to. */
+  readonly platform: PlatformName;
   /**
    * An authenticated request. Logs in first when there is no valid token; on
    * 401 `unauthenticated` logs in again once and retries once. Resolves for
@@ -281,12 +464,18 @@ export interface WechatAuthClient {
    * login failed.
    */
   request<T = unknown>(options: RequestOptions): Promise<HttpResponse<T>>;
-  /** A fresh login (shared while one is in flight). */
-  login(): Promise<LoginResult>;
+  /** A fresh login (shared while one is in flight); `{ force: true }` after `session_key_invalid`. */
+  login(options?: LoginOptions): Promise<LoginResult>;
   /** The stored token if still valid, else a login's. */
   ensureLogin(): Promise<string>;
-  /** Posts a getPhoneNumber or getRealtimePhoneNumber button's event (or its detail) to /wechat/phone. */
-  bindPhone(eventOrDetail: PhoneNumberEvent | PhoneNumberEventDetail): Promise<PhoneNumberResult>;
+  /**
+   * Posts a phone-number button's event (or its detail) to /wechat/phone: on
+   * WeChat getPhoneNumber's or getRealtimePhoneNumber's; on QQ, Douyin,
+   * Kuaishou and Baidu getPhoneNumber's; on Alipay my.getPhoneNumber's
+   * success result (or its `response` string), or uni-app's getphonenumber
+   * event.
+   */
+  bindPhone(eventOrDetail: PhoneNumberEvent | PhoneNumberEventDetail | string): Promise<PhoneNumberResult>;
   /** GET /wechat/session; refreshes the stored expiry. */
   session(): Promise<SessionInfo>;
   /** POST /wechat/logout; always clears storage. */

@@ -17,21 +17,34 @@ import type {
   HttpErrorCode,
   HttpMethod,
   HttpResponse,
+  KsClientOptions,
+  KsLike,
+  LoginOptions,
   LoginResult,
+  MyClientOptions,
+  MyLike,
+  MyRequestOptions,
   PhoneNumberEvent,
   PhoneNumberEventDetail,
   PhoneNumberResult,
   PlatformFailure,
   PlatformLoginOptions,
   PlatformLoginResult,
+  PlatformName,
   PlatformRequestOptions,
   PlatformResponse,
+  QqClientOptions,
+  QqLike,
   RequestData,
   RequestOptions,
   SessionInfo,
   StoredSession,
+  SwanClientOptions,
+  SwanLike,
   TaroClientOptions,
   TaroLike,
+  TtClientOptions,
+  TtLike,
   UniClientOptions,
   UniLike,
   WechatAuthClient,
@@ -95,6 +108,38 @@ const fakeTaro: TaroLike = {
   request: (options: PlatformRequestOptions) => Promise.resolve(answer(options)),
 };
 
+// QQ and Kuaishou copy wx; Douyin too, less TRACE/CONNECT and string bodies;
+// Baidu has getLoginCode or login; Alipay has its own shapes throughout.
+const fakeQq: QqLike = fakeWx;
+const fakeKs: KsLike = fakeWx;
+const fakeTt: TtLike = {
+  ...storage,
+  login: fakeWx.login,
+  request(options) {
+    options.success({ statusCode: 200, data: options.data ?? null });
+  },
+};
+const fakeSwan: SwanLike = { ...storage, getLoginCode: fakeWx.login, request: fakeWx.request };
+const oldSwan: SwanLike = { ...storage, login: fakeWx.login, request: fakeWx.request };
+const alipayMemory: Record<string, unknown> = {};
+const fakeMy: MyLike = {
+  getAuthCode(options) {
+    if (options.scopes === 'auth_base') options.success({ authCode: 'alice' });
+  },
+  request(options) {
+    const o: MyRequestOptions = options;
+    if (o.headers['content-type'] === undefined) options.fail({ error: 19, errorMessage: 'http status error', status: 401, data: '' });
+    else options.success({ status: 200, headers: {}, data: o.dataType === 'text' ? '{}' : {} });
+  },
+  getStorageSync: ({ key }) => ({ data: alipayMemory[key] }),
+  setStorageSync: ({ key, data }) => {
+    alipayMemory[key] = data;
+  },
+  removeStorageSync: ({ key }) => {
+    delete alipayMemory[key];
+  },
+};
+
 // ---- createClient: one platform at most ---------------------------------------
 
 const common = { baseURL: 'https://api.example.com', pathPrefix: '/wechat', storageKey: 'k', timeout: 10000, http2: true, expirySkewMs: 60000, now: () => 0 };
@@ -102,6 +147,16 @@ const wxOptions: WxClientOptions = { ...common, wx: fakeWx };
 const uniOptions: UniClientOptions = { ...common, uni: fakeUni };
 const taroOptions: TaroClientOptions = { ...common, taro: fakeTaro };
 const nativeDefault: ClientOptions = { baseURL: 'https://api.example.com' }; // the global wx
+const qqOptions: QqClientOptions = { ...common, qq: fakeQq };
+const ttOptions: TtClientOptions = { ...common, tt: fakeTt };
+const ksOptions: KsClientOptions = { ...common, ks: fakeKs };
+const swanOptions: SwanClientOptions = { ...common, swan: fakeSwan };
+const myOptions: MyClientOptions = { ...common, my: fakeMy };
+const built: PlatformName = 'alipay';
+const uniOnAlipay: UniClientOptions = { ...common, uni: fakeUni, platform: built };
+const taroOnDouyin: TaroClientOptions = { ...common, taro: fakeTaro, platform: 'douyin' };
+const otherPlatforms: WechatAuthClient[] = [qqOptions, ttOptions, ksOptions, swanOptions, myOptions, uniOnAlipay, taroOnDouyin, { baseURL: 'x', swan: oldSwan }].map(createClient);
+const platformOfClient: PlatformName = otherPlatforms[0]!.platform;
 
 const clients: WechatAuthClient[] = [createClient(wxOptions), createClient(uniOptions), createClient(taroOptions), createClient(nativeDefault)];
 
@@ -109,6 +164,14 @@ const clients: WechatAuthClient[] = [createClient(wxOptions), createClient(uniOp
 createClient({ wx: fakeWx });
 // @ts-expect-error one platform, not two
 createClient({ baseURL: 'https://api.example.com', wx: fakeWx, uni: fakeUni });
+// @ts-expect-error one platform, not two, whichever they are
+createClient({ baseURL: 'https://api.example.com', tt: fakeTt, my: fakeMy });
+// @ts-expect-error `platform` is for uni-app and Taro builds: a native object says its own
+createClient({ baseURL: 'https://api.example.com', tt: fakeTt, platform: 'douyin' });
+// @ts-expect-error not a platform the kit knows
+createClient({ baseURL: 'https://api.example.com', uni: fakeUni, platform: 'lark' });
+// @ts-expect-error Alipay's storage takes {key}: a wx-like object is not a MyLike
+createClient({ baseURL: 'https://api.example.com', my: fakeWx });
 // @ts-expect-error Taro is promise style: a callback-style object is not a TaroLike
 createClient({ baseURL: 'https://api.example.com', taro: { ...storage, login: fakeWx.login, request: fakeWx.request } });
 
@@ -140,8 +203,14 @@ void clients[0]!.request({ url: '/x', method: 'FETCH' });
 
 // ---- login, session, logout ---------------------------------------------------
 
+const forced: LoginOptions = { force: true };
+
 async function sessionFlow(client: WechatAuthClient): Promise<string> {
   const login: LoginResult = await client.login();
+  const again: LoginResult = await client.login(forced);
+  if (again.token === login.token) await client.login({ force: false });
+  // @ts-expect-error force is a boolean
+  await client.login({ force: 'yes' });
   const token: string = await client.ensureLogin();
   const info: SessionInfo = await client.session();
   const stored: StoredSession | null = client.getSession();
@@ -188,6 +257,9 @@ function describe(err: WechatAuthError): string {
   return gateway + (err.tapAgain ? ': tap again' : '') + (body === undefined ? '' : '!') + JSON.stringify(err.header ?? {}) + err.name + err.message;
 }
 
+// The codes of the gateway's upstream API, which an upstream may relay.
+const relayed: GatewayErrorCode[] = ['session_key_invalid', 'unknown_user'];
+
 // @ts-expect-error the codes are a union of literals, not any string
 const notACode: WechatAuthErrorCode = 'phone_refused';
 const anHttpCode: HttpErrorCode = 'http_502';
@@ -215,13 +287,18 @@ const taroRealtimeEvent = { type: 'getrealtimephonenumber', timeStamp: 1, detail
 
 export async function main(): Promise<string[]> {
   const client = clients[0]!;
-  const out: string[] = [notACode, anHttpCode, String(everyValueExport.createClient)];
+  const out: string[] = [notACode, anHttpCode, String(everyValueExport.createClient), platformOfClient, ...relayed];
   out.push(...(await loadOrders(client)).map((o) => o.id + o.title));
   out.push(String(await postOrder(client, { id: '1', title: 't' })));
   out.push(await sessionFlow(client));
   for (const e of events) out.push(await onPhoneButton(client, e));
   out.push((await client.bindPhone(taroRealtimeEvent)).purePhoneNumber);
   out.push((await client.bindPhone(quota)).purePhoneNumber);
+  // Alipay: my.getPhoneNumber's answer, its response string, uni-app's event.
+  out.push((await client.bindPhone({ response: '{"response":"x","sign":"y"}' })).purePhoneNumber);
+  out.push((await client.bindPhone('{"response":"x","sign":"y"}')).purePhoneNumber);
+  out.push((await client.bindPhone({ detail: { errMsg: 'getPhoneNumber:ok', encryptedData: 'x', sign: 'y' } })).purePhoneNumber);
+  out.push((await client.bindPhone({ detail: { errMsg: 'getPhoneNumber:fail auth deny', errNo: 10200 } })).purePhoneNumber);
   // @ts-expect-error not a phone-number event or detail
   await client.bindPhone({ detail: { code: 42 } });
   return out;

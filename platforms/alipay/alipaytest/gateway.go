@@ -212,11 +212,10 @@ func (f *Fake) oauthToken(p url.Values) answer {
 	code := p.Get("code")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	name, ok := UserOfCode(code)
-	if !ok || f.used[code] {
+	name, err := f.users.Redeem(code)
+	if err != nil {
 		return gatewayError("40002", "isv.code-invalid")
 	}
-	f.used[code] = true
 	tok := tokenOf(f.appID, code)
 	// Key order as Alipay's samples have it, not sorted: a client that
 	// re-encodes would change it.

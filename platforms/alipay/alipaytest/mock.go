@@ -1,9 +1,10 @@
 package alipaytest
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/fakeplatform"
 )
 
 // The /_mock/ endpoints are not Alipay's. They stand in for the mini
@@ -25,23 +26,9 @@ Helpers:
   GET /_mock/alipay_public_key       -> the fake Alipay's public key (PEM)
 `
 
-func serveHelp(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		mockError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = io.WriteString(w, help)
-}
-
 func (f *Fake) serveSealPhone(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		mockError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
-		return
-	}
-	user := r.URL.Query().Get("user")
-	if user == "" {
-		mockError(w, http.StatusBadRequest, "invalid_request", "missing ?user=")
+	user, ok := fakeplatform.MockUser(w, r, http.MethodGet, "use GET")
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -50,15 +37,9 @@ func (f *Fake) serveSealPhone(w http.ResponseWriter, r *http.Request) {
 
 func (f *Fake) servePublicKey(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		mockError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		fakeplatform.MockError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(f.AlipayPublicKeyPEM())
-}
-
-func mockError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/fakeplatform"
 )
 
 // API names one Alipay API of the fake, for the per-API knobs and
@@ -29,27 +31,21 @@ type Fake struct {
 	key    *rsa.PrivateKey // "Alipay's" key
 	aesKey []byte
 
+	knobs *fakeplatform.Knobs[API, failure]
+
 	mu       sync.Mutex
 	openID   bool
-	phones   map[string]string
-	used     map[string]bool
-	fails    map[API]failure
-	raws     map[API]rawAnswer
-	delays   map[API]time.Duration
-	calls    map[API]int
+	users    fakeplatform.Users[user]
 	lastForm url.Values
 }
 
-type failure struct {
-	code, subCode string
-	n             int
+// user is what the fake knows of a user besides its codes.
+type user struct {
+	mobile string // "" means the default
 }
 
-type rawAnswer struct {
-	n                 int
-	status            int
-	contentType, body string
-}
+// failure is an error_response set by FailNext.
+type failure struct{ code, subCode string }
 
 // Option configures a Fake in New.
 type Option func(*Fake)
@@ -84,12 +80,7 @@ func New(appID string, appPublicKey *rsa.PublicKey, opts ...Option) *Fake {
 		appID:  appID,
 		appPub: appPublicKey,
 		openID: true,
-		phones: map[string]string{},
-		used:   map[string]bool{},
-		fails:  map[API]failure{},
-		raws:   map[API]rawAnswer{},
-		delays: map[API]time.Duration{},
-		calls:  map[API]int{},
+		knobs:  fakeplatform.NewKnobs[API, failure](),
 	}
 	for _, o := range opts {
 		o(f)
@@ -161,42 +152,22 @@ func (f *Fake) SetOpenIDScheme(on bool) {
 // up its code). n <= 0 cancels it. A RespondNext for the same api is
 // served first.
 func (f *Fake) FailNext(api API, code, subCode string, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n <= 0 {
-		delete(f.fails, api)
-		return
-	}
-	f.fails[api] = failure{code: code, subCode: subCode, n: n}
+	f.knobs.FailNext(api, failure{code, subCode}, n)
 }
 
 // RespondNext makes the next n calls of api answer with exactly status,
 // Content-Type contentType and body (see AnswerBody to sign one). n <= 0
 // cancels it.
 func (f *Fake) RespondNext(api API, n int, status int, contentType, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n <= 0 {
-		delete(f.raws, api)
-		return
-	}
-	f.raws[api] = rawAnswer{n: n, status: status, contentType: contentType, body: body}
+	f.knobs.RespondNext(api, n, status, contentType, body)
 }
 
 // SetDelay makes every call of api wait d before answering (0: no
 // delay). The wait ends early, with no answer, when the client goes away.
-func (f *Fake) SetDelay(api API, d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delays[api] = d
-}
+func (f *Fake) SetDelay(api API, d time.Duration) { f.knobs.SetDelay(api, d) }
 
 // Calls returns how many requests api has received, failed ones included.
-func (f *Fake) Calls(api API) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[api]
-}
+func (f *Fake) Calls(api API) int { return f.knobs.Calls(api) }
 
 // LastForm returns a copy of the parameters of the last gateway request
 // (query and form merged), or nil: for tests of what a client sends.
@@ -219,7 +190,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/gateway.do":
 		f.serveGateway(w, r)
 	case "/_mock", "/_mock/":
-		serveHelp(w, r)
+		fakeplatform.ServeHelp(w, r, help)
 	case "/_mock/seal_phone":
 		f.serveSealPhone(w, r)
 	case "/_mock/alipay_public_key":
@@ -232,59 +203,23 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveGateway runs the part common to every call: counting, the knobs,
 // reading the parameters, and writing the answer.
 func (f *Fake) serveGateway(w http.ResponseWriter, r *http.Request) {
-	// Read the body first: net/http notices a client that went away only
-	// once the body has been consumed.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	body, ok := fakeplatform.ReadBody(w, r)
+	if !ok {
 		return
 	}
 	params := requestParams(r, body)
 	api := API(params.Get("method"))
 	f.mu.Lock()
-	f.calls[api]++
 	f.lastForm = params
-	delay := f.delays[api]
 	f.mu.Unlock()
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-
-	f.mu.Lock()
-	raw, hasRaw := f.raws[api]
-	if hasRaw {
-		if raw.n--; raw.n <= 0 {
-			delete(f.raws, api)
-		} else {
-			f.raws[api] = raw
-		}
-	}
-	fl, hasFail := f.fails[api]
-	if !hasRaw && hasFail {
-		if fl.n--; fl.n <= 0 {
-			delete(f.fails, api)
-		} else {
-			f.fails[api] = fl
-		}
-	}
-	f.mu.Unlock()
-
-	var a answer
-	switch {
-	case hasRaw:
-		w.Header().Set("Content-Type", raw.contentType)
-		w.WriteHeader(raw.status)
-		_, _ = io.WriteString(w, raw.body)
+	fl, failed, done := f.knobs.Due(w, r, api, f.knobs.Arrive(api))
+	if done {
 		return
-	case hasFail:
+	}
+	var a answer
+	if failed {
 		a = gatewayError(fl.code, fl.subCode)
-	default:
+	} else {
 		a = f.handle(r.Method, params)
 	}
 	// Alipay answers 200 whatever happened, in UTF-8 JSON.

@@ -6,8 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"strings"
-	"unicode"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/fakeplatform"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
 // UserOfCode returns the user a code names and whether the fake takes the
@@ -15,14 +16,8 @@ import (
 // code is malformed if it is empty, starts with "bad", contains white
 // space or a control character, has an empty user part, or is longer
 // than 128 bytes.
-func UserOfCode(code string) (user string, ok bool) {
-	if code == "" || len(code) > 128 || strings.HasPrefix(code, "bad") ||
-		strings.ContainsFunc(code, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		return "", false
-	}
-	user, _, _ = strings.Cut(code, ":")
-	return user, user != ""
-}
+// The rules are wechattest's, which every fake shares.
+func UserOfCode(code string) (user string, ok bool) { return wechattest.UserOfCode(code) }
 
 // UserID returns user's Alipay user_id: 2088 followed by 12 digits, the
 // same for the user in every app, as Alipay's is.
@@ -50,16 +45,15 @@ func tokenOf(appID, code string) string {
 func (f *Fake) SetPhone(user, mobile string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.phones[user] = mobile
+	f.users.Get(user).mobile = mobile
 }
 
 // Phone returns user's phone number.
 func (f *Fake) Phone(user string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if m := f.phones[user]; m != "" {
-		return m
+	if u := f.users.Find(user); u != nil && u.mobile != "" {
+		return u.mobile
 	}
-	sum := sha256.Sum256([]byte(user))
-	return fmt.Sprintf("139%08d", binary.BigEndian.Uint64(sum[:8])%100000000)
+	return fakeplatform.DefaultPhone("139", user)
 }

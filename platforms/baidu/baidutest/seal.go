@@ -22,7 +22,7 @@ var ErrNoSession = errors.New("baidutest: user has no session_key (never logged 
 func (f *Fake) Seal(user string, payload map[string]any) (encryptedData, iv string, err error) {
 	f.mu.Lock()
 	key := ""
-	if u := f.users[user]; u != nil {
+	if u := f.users.Find(user); u != nil {
 		key = u.sessionKey
 	}
 	f.mu.Unlock()

@@ -1,13 +1,13 @@
 package baidutest
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/fakeplatform"
 )
 
 // API names one Baidu API of the fake, for the per-API knobs and counters.
@@ -21,30 +21,15 @@ const APICode2Session API = "jscode2sessionkey"
 type Fake struct {
 	appKey string
 	secret string
+	knobs  *fakeplatform.Knobs[API, string] // failures are OAuth error codes
 
-	mu     sync.Mutex
-	users  map[string]*user
-	used   map[string]bool
-	fails  map[API]failure
-	raws   map[API]rawAnswer
-	delays map[API]time.Duration
-	calls  map[API]int
+	mu    sync.Mutex
+	users fakeplatform.Users[user]
 }
 
 type user struct {
 	sessionKey string
 	mobile     string // "" means the default
-}
-
-type failure struct {
-	code string
-	n    int
-}
-
-type rawAnswer struct {
-	n                 int
-	status            int
-	contentType, body string
 }
 
 // New returns a Fake for the app whose App Key is appKey and App Secret
@@ -53,12 +38,7 @@ func New(appKey, secret string) *Fake {
 	return &Fake{
 		appKey: appKey,
 		secret: secret,
-		users:  map[string]*user{},
-		used:   map[string]bool{},
-		fails:  map[API]failure{},
-		raws:   map[API]rawAnswer{},
-		delays: map[API]time.Duration{},
-		calls:  map[API]int{},
+		knobs:  fakeplatform.NewKnobs[API, string](),
 	}
 }
 
@@ -93,42 +73,20 @@ func (f *Fake) AppKey() string { return f.appKey }
 // (e.g. "invalid_grant", "invalid_client") with HTTP 400, without doing
 // anything (a failed login does not use up its code). n <= 0 cancels it.
 // A RespondNext for the same api is served first.
-func (f *Fake) FailNext(api API, code string, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n <= 0 {
-		delete(f.fails, api)
-		return
-	}
-	f.fails[api] = failure{code: code, n: n}
-}
+func (f *Fake) FailNext(api API, code string, n int) { f.knobs.FailNext(api, code, n) }
 
 // RespondNext makes the next n calls of api answer with exactly status,
 // Content-Type contentType and body. n <= 0 cancels it.
 func (f *Fake) RespondNext(api API, n int, status int, contentType, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n <= 0 {
-		delete(f.raws, api)
-		return
-	}
-	f.raws[api] = rawAnswer{n: n, status: status, contentType: contentType, body: body}
+	f.knobs.RespondNext(api, n, status, contentType, body)
 }
 
 // SetDelay makes every call of api wait d before answering (0: no
 // delay). The wait ends early, with no answer, when the client goes away.
-func (f *Fake) SetDelay(api API, d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delays[api] = d
-}
+func (f *Fake) SetDelay(api API, d time.Duration) { f.knobs.SetDelay(api, d) }
 
 // Calls returns how many requests api has received, failed ones included.
-func (f *Fake) Calls(api API) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[api]
-}
+func (f *Fake) Calls(api API) int { return f.knobs.Calls(api) }
 
 // ServeHTTP serves Baidu's endpoint and the /_mock/ helpers.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -136,11 +94,11 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/oauth/jscode2sessionkey":
 		f.serveAPI(w, r, APICode2Session, f.code2Session)
 	case "/_mock", "/_mock/":
-		serveHelp(w, r)
+		fakeplatform.ServeHelp(w, r, help)
 	case "/_mock/seal_phone":
-		f.serveSealPhone(w, r)
+		fakeplatform.ServeSealPhone(w, r, f, ErrNoSession)
 	case "/_mock/seal":
-		f.serveSeal(w, r)
+		fakeplatform.ServeSeal(w, r, f, ErrNoSession)
 	default:
 		http.NotFound(w, r)
 	}
@@ -158,57 +116,18 @@ func oauthError(code, desc string) answer { return answer{code: code, desc: desc
 // serveAPI runs the part common to every API: counting, the knobs, the
 // method check, and writing the answer.
 func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, api API, h func(*http.Request) answer) {
-	f.mu.Lock()
-	f.calls[api]++
-	delay := f.delays[api]
-	f.mu.Unlock()
-
-	// Read the body first: net/http notices a client that went away only
-	// once the body has been consumed.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	delay := f.knobs.Arrive(api)
+	if _, ok := fakeplatform.ReadBody(w, r); !ok {
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	code, failed, done := f.knobs.Due(w, r, api, delay)
+	if done {
+		return
 	}
-
-	f.mu.Lock()
-	raw, hasRaw := f.raws[api]
-	if hasRaw {
-		if raw.n--; raw.n <= 0 {
-			delete(f.raws, api)
-		} else {
-			f.raws[api] = raw
-		}
-	}
-	fl, hasFail := f.fails[api]
-	if !hasRaw && hasFail {
-		if fl.n--; fl.n <= 0 {
-			delete(f.fails, api)
-		} else {
-			f.fails[api] = fl
-		}
-	}
-	f.mu.Unlock()
-
 	var a answer
 	switch {
-	case hasRaw:
-		w.Header().Set("Content-Type", raw.contentType)
-		w.WriteHeader(raw.status)
-		_, _ = io.WriteString(w, raw.body)
-		return
-	case hasFail:
-		a = oauthError(fl.code, "failure injected by baidutest")
+	case failed:
+		a = oauthError(code, "failure injected by baidutest")
 	case r.Method != http.MethodPost:
 		a = oauthError("invalid_request", "use POST")
 	default:

@@ -1,14 +1,12 @@
 package baidutest
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"fmt"
 	"net/http"
-	"strings"
-	"unicode"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/fakeplatform"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
 // UserOfCode returns the user a code names and whether Baidu would take
@@ -16,14 +14,8 @@ import (
 // A code is malformed if it is empty, starts with "bad", contains white
 // space or a control character, has an empty user part, or is longer
 // than 128 bytes.
-func UserOfCode(code string) (user string, ok bool) {
-	if code == "" || len(code) > 128 || strings.HasPrefix(code, "bad") ||
-		strings.ContainsFunc(code, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		return "", false
-	}
-	user, _, _ = strings.Cut(code, ":")
-	return user, user != ""
-}
+// The rules are wechattest's, which every fake shares.
+func UserOfCode(code string) (user string, ok bool) { return wechattest.UserOfCode(code) }
 
 // OpenID returns user's openid in this app: 26 characters, the same for
 // the same (App Key, user) in every Fake.
@@ -37,7 +29,7 @@ func (f *Fake) OpenID(user string) string {
 func (f *Fake) SessionKey(user string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if u := f.users[user]; u != nil {
+	if u := f.users.Find(user); u != nil {
 		return u.sessionKey
 	}
 	return ""
@@ -48,7 +40,7 @@ func (f *Fake) SessionKey(user string) string {
 func (f *Fake) SetPhone(user, mobile string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.user(user).mobile = mobile
+	f.users.Get(user).mobile = mobile
 }
 
 // Phone returns user's phone number.
@@ -58,23 +50,12 @@ func (f *Fake) Phone(user string) string {
 	return f.mobileOf(user)
 }
 
-// user returns the record of name, creating it. f.mu must be held.
-func (f *Fake) user(name string) *user {
-	u := f.users[name]
-	if u == nil {
-		u = &user{}
-		f.users[name] = u
-	}
-	return u
-}
-
 // mobileOf returns user's number. f.mu must be held.
 func (f *Fake) mobileOf(name string) string {
-	if m := f.user(name).mobile; m != "" {
+	if m := f.users.Get(name).mobile; m != "" {
 		return m
 	}
-	sum := sha256.Sum256([]byte(name))
-	return fmt.Sprintf("150%08d", binary.BigEndian.Uint64(sum[:8])%100000000)
+	return fakeplatform.DefaultPhone("150", name)
 }
 
 // code2Session is POST /oauth/jscode2sessionkey. The checks and their
@@ -94,14 +75,11 @@ func (f *Fake) code2Session(r *http.Request) answer {
 	case clientID != f.appKey || sk != f.secret:
 		return oauthError("invalid_client", "unknown client id")
 	}
-	name, ok := UserOfCode(code)
-	if !ok || f.used[code] {
+	name, err := f.users.Redeem(code)
+	if err != nil {
 		return oauthError("invalid_grant", "Invalid authorization code")
 	}
-	f.used[code] = true
-	var key [24]byte
-	_, _ = rand.Read(key[:])
-	u := f.user(name)
-	u.sessionKey = base64.StdEncoding.EncodeToString(key[:])
+	u := f.users.Get(name)
+	u.sessionKey = fakeplatform.NewSessionKey(24)
 	return answer{body: map[string]any{"openid": f.OpenID(name), "session_key": u.sessionKey}}
 }
