@@ -161,3 +161,41 @@ func TestWeChatStripsEveryPlatform(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformsRefusedCodeLimit: every platform's refusals count against
+// the client, and the metrics name the platform and its own code.
+func TestPlatformsRefusedCodeLimit(t *testing.T) {
+	// The Baidu client reports its exchanges to the observer before it
+	// reads an error object out of them (platforms/baidu/session.go):
+	// its refusals count as api results "ok".
+	codes := map[string]string{"qq": "40029", "douyin": "40018", "kuaishou": "100200100", "baidu": "", "alipay": "40002.isv.code-invalid"}
+	for _, p := range platformFakes(t) {
+		t.Run(p.name, func(t *testing.T) {
+			a := p.start(t, "refused_code_limit 2")
+			for _, code := range []string{"x1", "x2"} {
+				p.refuseNext()
+				expectError(t, a.postJSON("/wechat/login", "", map[string]string{"code": code}), 401, codeInvalidCode)
+			}
+			calls := p.calls()
+			r := a.postJSON("/wechat/login", "", map[string]string{"code": "x3"})
+			expectError(t, r, 429, codeRateLimited)
+			if r.header.Get("Retry-After") == "" || p.calls() != calls {
+				t.Fatalf("limited: Retry-After %q, calls %d then %d", r.header.Get("Retry-After"), calls, p.calls())
+			}
+			_, metrics := adminDo(t, http.MethodGet, "/metrics")
+			labels := `app_id="` + p.appID + `",platform="` + p.name + `"`
+			wants := []string{
+				`caddy_wechat_auth_logins_total{` + labels + `,result="invalid_code"} 2`,
+				`caddy_wechat_auth_logins_total{` + labels + `,result="rate_limited"} 1`,
+			}
+			if codes[p.name] != "" {
+				wants = append(wants, `,`+labels+`,result="errcode_`+codes[p.name]+`"} 2`)
+			}
+			for _, want := range wants {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+		})
+	}
+}
