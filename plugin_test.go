@@ -23,7 +23,7 @@ func TestProductionBuildHasNoFake(t *testing.T) {
 		t.Fatalf("go list gave %d packages, without caddymodule: the check below would prove nothing", len(deps))
 	}
 	for _, pkg := range deps {
-		for _, banned := range []string{"net/http/httptest", "/wechat/wechattest", "/caddymodule/wechatmock", "/internal/redistest", "/store/storetest"} {
+		for _, banned := range []string{"net/http/httptest", "/wechat/wechattest", "/caddymodule/wechatmock", "/internal/redistest", "/store/storetest", "/internal/fakeplatform", "/internal/platformtest", "/qq/qqtest", "/douyin/douyintest", "/kuaishou/kuaishoutest", "/baidu/baidutest", "/alipay/alipaytest"} {
 			if strings.HasSuffix(pkg, banned) || pkg == banned {
 				t.Errorf("the production plugin links %s", pkg)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
+	wechatplatform "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform/wechat"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
@@ -32,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	wechat_auth [<matcher>] {
+//	    platform            <name> [{ ... }]
 //	    app_id              <appid>
 //	    app_secret          <secret>
 //	    api_base            <url>
@@ -69,6 +71,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"header_country_code": &h.HeaderCountryCode,
 		"header_appid":        &h.HeaderAppID,
 	}
+	h.info = wechatplatform.Module{}.Info() // until a platform is named
+	var appIDAt caddyfile.Token
 	for d.NextBlock(0) {
 		sub := d.Val()
 		if field, ok := plain[sub]; ok {
@@ -79,11 +83,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		var err error
 		switch sub {
+		case "platform":
+			err = h.unmarshalPlatform(d)
 		case "app_id":
 			err = caddyconf.OneArg(d, &h.AppID)
-			if err == nil && !hasPlaceholder(h.AppID) {
-				err = wrap(d, checkAppID(h.AppID))
-			}
+			// Checked once the platform is known, at this line.
+			appIDAt = d.Token()
 		case "api_base":
 			err = caddyconf.OneArg(d, &h.APIBase)
 			if err == nil && !hasPlaceholder(h.APIBase) {
@@ -133,7 +138,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.AppID == "" {
 		return d.Err("wechat_auth: app_id is required")
 	}
-	if h.AppSecret == "" {
+	if !hasPlaceholder(h.AppID) {
+		if err := checkPlatformAppID(h.info, h.AppID); err != nil {
+			return errAt(appIDAt, err)
+		}
+	}
+	if h.info.NoSecret && h.AppSecret != "" {
+		return d.Err("wechat_auth: " + checkPlatformSecret(h.info, true).Error())
+	}
+	if !h.info.NoSecret && h.AppSecret == "" {
 		return d.Err("wechat_auth: app_secret is required")
 	}
 	// Header names are judged together: they must not collide.
@@ -203,6 +216,14 @@ func knownStores() string {
 		names = append(names, m.ID.Name())
 	}
 	return strings.Join(names, ", ")
+}
+
+// errAt is a Caddyfile error at the token tok (file and line), for a
+// check that can only run after the block has been read.
+func errAt(tok caddyfile.Token, err error) error {
+	at := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	at.Next()
+	return at.Err(err.Error())
 }
 
 // wrap turns a check's error into a Caddyfile error naming file and line.

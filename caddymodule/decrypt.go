@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
@@ -17,6 +18,10 @@ type decryptRequest struct {
 // serveDecrypt opens any open data (userInfo, WeRun, share info) sealed
 // with the caller's session key, after the watermark check.
 func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ store.TokenHash, sess store.Session) error {
+	sealer, ok := h.api().(platform.Sealer)
+	if !ok {
+		return h.noSealedData(w, h.paths.decrypt+" does not apply")
+	}
 	var req decryptRequest
 	if !h.decodeBody(w, r, &req) {
 		return nil
@@ -26,7 +31,7 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, _ store.T
 	}
 	openid := zap.String("openid", sess.User.OpenID)
 	raw, key, err := openSealed(r.Context(), h, sess.User.OpenID, sess.User.SessionKey, func(sessionKey string) (json.RawMessage, error) {
-		return h.client.Decrypt(sessionKey, req.EncryptedData, req.IV)
+		return sealer.OpenSealed(sessionKey, req.EncryptedData, req.IV)
 	})
 	if err != nil {
 		return h.sealedFailed(w, "decrypt", err, openid)

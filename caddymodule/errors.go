@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
+	wechatplatform "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform/wechat"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
@@ -91,26 +94,37 @@ type wechatFailure struct {
 // error table. Config errors (bad appid/secret) and anything unknown are a
 // 502: the gateway is fine, WeChat's answer was unusable for us.
 func classifyWeChatError(err error) wechatFailure {
-	switch {
-	case wechat.IsInvalidCode(err):
-		return wechatFailure{http.StatusUnauthorized, codeInvalidCode, "the code is invalid, expired or already used: call wx.login again"}
-	case wechat.IsUserBlocked(err):
-		return wechatFailure{http.StatusForbidden, codeUserBlocked, "WeChat refused this user (high-risk account)"}
-	case wechat.IsRateLimited(err):
-		return wechatFailure{http.StatusTooManyRequests, codeRateLimited, "WeChat rate limit reached: retry later"}
-	case errors.Is(err, wechat.ErrTimeout):
-		return wechatFailure{http.StatusGatewayTimeout, codeWeChatTimeout, "WeChat did not answer in time"}
-	case errors.Is(err, wechat.ErrUnavailable), wechat.IsSystemBusy(err):
-		return wechatFailure{http.StatusServiceUnavailable, codeWeChatUnavailable, "WeChat is unavailable: retry later"}
-	case errors.Is(err, wechat.ErrInvalidInput):
-		return wechatFailure{http.StatusBadRequest, codeInvalidRequest, "malformed encryptedData, iv or code"}
-	case errors.Is(err, wechat.ErrWatermark):
-		return wechatFailure{http.StatusBadRequest, codeWatermarkMismatch, "the data was not sealed for this app or is too old"}
-	case errors.Is(err, wechat.ErrDecrypt):
-		return wechatFailure{http.StatusBadRequest, codeDecryptFailed, "the data does not decrypt with the session key: log in again, then get the data again"}
-	default:
-		return wechatFailure{http.StatusBadGateway, codeWeChatError, "WeChat answered something unusable"}
+	return failureAnswer(platform.Failure{Kind: wechatplatform.Kind(err)}, wechatplatform.Module{}.Info())
+}
+
+// failureAnswer is the answer to a failure of the platform info
+// describes. The error codes keep their names (wechat_error, ...) on
+// every platform: they name the platform's server API, whichever it is.
+func failureAnswer(f platform.Failure, info platform.Info) wechatFailure {
+	title := cmp.Or(info.Title, "WeChat")
+	a := wechatFailure{http.StatusBadGateway, codeWeChatError, title + " answered something unusable"}
+	switch f.Kind {
+	case platform.InvalidCode:
+		a = wechatFailure{http.StatusUnauthorized, codeInvalidCode, "the code is invalid, expired or already used: call " + cmp.Or(info.LoginCall, "wx.login") + " again"}
+	case platform.UserBlocked:
+		a = wechatFailure{http.StatusForbidden, codeUserBlocked, title + " refused this user (high-risk account)"}
+	case platform.RateLimited:
+		a = wechatFailure{http.StatusTooManyRequests, codeRateLimited, title + " rate limit reached: retry later"}
+	case platform.Timeout:
+		a = wechatFailure{http.StatusGatewayTimeout, codeWeChatTimeout, title + " did not answer in time"}
+	case platform.Unavailable:
+		a = wechatFailure{http.StatusServiceUnavailable, codeWeChatUnavailable, title + " is unavailable: retry later"}
+	case platform.InvalidInput:
+		a = wechatFailure{http.StatusBadRequest, codeInvalidRequest, "malformed encryptedData, iv or code"}
+	case platform.Watermark:
+		a = wechatFailure{http.StatusBadRequest, codeWatermarkMismatch, "the data was not sealed for this app or is too old"}
+	case platform.Decrypt:
+		a = wechatFailure{http.StatusBadRequest, codeDecryptFailed, "the data does not decrypt with the session key: log in again, then get the data again"}
 	}
+	if f.Message != "" {
+		a.message = f.Message
+	}
+	return a
 }
 
 // classifyPhoneCodeError is classifyWeChatError for getuserphonenumber,

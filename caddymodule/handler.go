@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
@@ -77,15 +78,18 @@ const maxRefusedCodeLimit = 100000
 // pass-through a pure read (no write per request, which matters for the
 // Redis store) and makes `expires_in` an honest promise to the client.
 type Handler struct {
-	// The mini program's AppID (wx followed by 16 hex digits). Required.
+	// The mini program's AppID (WeChat: wx followed by 16 hex digits;
+	// Baidu: the App Key). Required.
 	AppID string `json:"app_id,omitempty"`
 
-	// The mini program's AppSecret. Required. Placeholders such as
+	// The mini program's AppSecret. Required, except on Alipay, which has
+	// none (an app_secret there is an error). Placeholders such as
 	// {env.WECHAT_APP_SECRET} are resolved at provision; the JSON config
 	// keeps the placeholder.
 	AppSecret string `json:"app_secret,omitempty"`
 
-	// Base URL of the WeChat server API. Default: https://api.weixin.qq.com.
+	// Base URL of the platform's server API. Default: the platform's own
+	// (WeChat: https://api.weixin.qq.com).
 	APIBase string `json:"api_base,omitempty"`
 
 	// The path under which the endpoints (login, phone, decrypt, session,
@@ -166,8 +170,17 @@ type Handler struct {
 	// The session store module. Default: {"backend": "memory"}.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=wechat_auth.stores inline_key=backend"`
 
+	// The mini-program platform whose server API the handler speaks
+	// (package platform): wechat, qq, douyin, kuaishou, baidu, alipay.
+	// It sets the defaults of api_base and of the header names
+	// (X-QQ-OpenID, ...). Default: {"name": "wechat"}.
+	PlatformRaw json.RawMessage `json:"platform,omitempty" caddy:"namespace=wechat_auth.platforms inline_key=name"`
+
 	appID        string
-	client       *wechat.Client
+	platform     platform.Platform
+	platformName string
+	info         platform.Info
+	client       *wechat.Client // WeChat's, for what only WeChat has; nil on the other platforms
 	store        store.Store
 	releaseStore func()
 	logger       *zap.Logger
@@ -217,8 +230,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// inside the wechat client, which never prints it. The JSON config
 	// keeps the placeholder, so `caddy adapt` and the admin API's /config
 	// never show a secret that comes from the environment.
+	pm, err := h.loadPlatform(ctx)
+	if err != nil {
+		return err
+	}
+	h.logger = h.logger.With(zap.String("platform", h.platformName))
 	repl := caddy.NewReplacer()
-	var err error
 	if h.appID, err = caddyconf.Resolve(repl, "app_id", h.AppID); err != nil {
 		return err
 	}
@@ -233,18 +250,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// Checked here rather than in Validate, so that nothing is opened
 	// (and must be closed again) for a config that cannot work; a
 	// placeholder can be empty at run time.
-	if err := checkAppID(h.appID); err != nil {
+	if err := checkPlatformAppID(h.info, h.appID); err != nil {
 		return err
 	}
 	if apiBase != "" {
-		// Else every WeChat call would fail, answered as the client's
-		// fault (400), and the secret must go nowhere odd.
+		// Else every call would fail, answered as the client's fault
+		// (400), and the secret must go nowhere odd.
 		if err := checkAPIBase(apiBase); err != nil {
 			return err
 		}
 	}
-	if secret.IsZero() {
-		return fmt.Errorf("app_secret is required (is its environment variable set?)")
+	if err := checkPlatformSecret(h.info, !secret.IsZero()); err != nil {
+		return err
 	}
 	h.applyDefaults()
 
@@ -253,14 +270,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if *h.RefusedCodeLimit > 0 {
 		h.refusals = newRefusalLimiter(*h.RefusedCodeLimit, time.Duration(h.RefusedCodeWindow))
 	}
-	h.metrics = newHandlerMetrics(ctx, h.appID)
+	h.metrics = newHandlerMetrics(ctx, h.appID, h.platformName)
 	h.storeLog = newStoreFailureLog()
-	h.client = wechat.NewClient(h.appID, secret.Reveal(),
-		wechat.WithBaseURL(cmp.Or(apiBase, wechat.DefaultBaseURL)),
-		wechat.WithTimeout(time.Duration(h.Timeout)),
-		wechat.WithMaxDataAge(time.Duration(h.MaxDataAge)),
-		wechat.WithObserver(h.metrics.observeAPI))
+	if err := h.newPlatform(pm, secret, apiBase); err != nil {
+		return err
+	}
 	if h.Serve == ServeUpstream {
+		if h.client == nil {
+			// signature and check_session are WeChat's server APIs.
+			return fmt.Errorf("serve upstream is WeChat's: %s has no user-state signature or checkSessionKey API", h.info.Title)
+		}
 		h.upstream = newUpstreamAPI(h)
 	}
 	// From here on the secret lives only inside the client, which redacts
@@ -272,7 +291,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.openStore(ctx); err != nil {
 		return err
 	}
-	h.releaseReset = registerKeyResetter(h)
+	if h.client != nil {
+		// The key reset is WeChat's resetUserSessionKey.
+		h.releaseReset = registerKeyResetter(h)
+	}
 	return nil
 }
 
@@ -284,11 +306,14 @@ func (h *Handler) applyDefaults() {
 	h.RefusedCodeWindow = cmp.Or(h.RefusedCodeWindow, caddy.Duration(DefaultRefusedCodeWindow))
 	h.Mode = cmp.Or(h.Mode, ModeRequired)
 	h.Serve = cmp.Or(h.Serve, ServeMiniProgram)
-	h.HeaderOpenID = cmp.Or(h.HeaderOpenID, DefaultHeaderOpenID)
-	h.HeaderUnionID = cmp.Or(h.HeaderUnionID, DefaultHeaderUnionID)
-	h.HeaderPhone = cmp.Or(h.HeaderPhone, DefaultHeaderPhone)
-	h.HeaderCountryCode = cmp.Or(h.HeaderCountryCode, DefaultHeaderCountryCode)
-	h.HeaderAppID = cmp.Or(h.HeaderAppID, DefaultHeaderAppID)
+	// The platform's header names (X-QQ-OpenID, ...); WeChat's when the
+	// platform is not known yet.
+	defaults := platform.DefaultHeaders(cmp.Or(h.info.HeaderPrefix, "X-WeChat"))
+	h.HeaderOpenID = cmp.Or(h.HeaderOpenID, defaults[0])
+	h.HeaderUnionID = cmp.Or(h.HeaderUnionID, defaults[1])
+	h.HeaderPhone = cmp.Or(h.HeaderPhone, defaults[2])
+	h.HeaderCountryCode = cmp.Or(h.HeaderCountryCode, defaults[3])
+	h.HeaderAppID = cmp.Or(h.HeaderAppID, defaults[4])
 	if h.SessionKeyGrace == nil {
 		grace := caddy.Duration(DefaultSessionKeyGrace)
 		h.SessionKeyGrace = &grace

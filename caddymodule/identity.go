@@ -11,7 +11,8 @@ import (
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
-// Default names of the identity headers set on pass-through.
+// Default names of the identity headers WeChat's handlers set on
+// pass-through; each platform has its own (platform.DefaultHeaders).
 const (
 	DefaultHeaderOpenID      = "X-WeChat-OpenID"
 	DefaultHeaderUnionID     = "X-WeChat-UnionID"
@@ -47,8 +48,8 @@ func newIdentityHeaders(h *Handler) identityHeaders {
 		appIDValue:  h.appID,
 		appIDText:   h.appID,
 	}
-	for _, f := range headerFields(h) {
-		ih.folded = append(ih.folded, foldHeaderName(f.value))
+	for _, name := range identityHeaderNames(h) {
+		ih.folded = append(ih.folded, foldHeaderName(name))
 	}
 	return ih
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
@@ -36,16 +35,18 @@ const (
 // loginKey is the store key of code's kept answer, and the key under
 // which concurrent logins with code share one exchange.
 func (h *Handler) loginKey(code string) string {
-	sum := sha256.Sum256([]byte(keptAnswerIDDomain + h.client.AppID() + "\x00" + code))
+	sum := sha256.Sum256([]byte(keptAnswerIDDomain + h.keyAppID() + "\x00" + code))
 	return hex.EncodeToString(sum[:])
 }
 
 // keptAnswer is the kept answer to a login code: a session (token and
-// expiry), or WeChat's refusal of the code (its errcode).
+// expiry), or the platform's refusal of the code (WeChat's errcode in
+// Refused, another platform's code as text in RefusedCode).
 type keptAnswer struct {
-	Token     string `json:"t,omitempty"`
-	ExpiresAt int64  `json:"e,omitempty"`
-	Refused   int    `json:"r,omitempty"`
+	Token       string `json:"t,omitempty"`
+	ExpiresAt   int64  `json:"e,omitempty"`
+	Refused     int    `json:"r,omitempty"`
+	RefusedCode string `json:"c,omitempty"`
 }
 
 // keptAnswerAEAD is the cipher of code's kept answer.
@@ -95,16 +96,21 @@ func decryptKeptAnswer(appID, code string, enc []byte) (keptAnswer, error) {
 	return ka, err
 }
 
-// refusedCode is WeChat's refusal of a code, remembered from an earlier
-// exchange: it unwraps to the *wechat.APIError WeChat answered then, so
-// it is classified and answered exactly the same.
-type refusedCode struct{ apiErr *wechat.APIError }
+// refusedCode is the platform's refusal of a code, remembered from an
+// earlier exchange: it is answered as invalid_code, and for WeChat it
+// unwraps to the *wechat.APIError WeChat answered then.
+type refusedCode struct{ err error }
 
 func (e refusedCode) Error() string {
-	return "wechat refused this code within the last 5 minutes (errcode " + strconv.Itoa(e.apiErr.Code) + "); not sent again"
+	return e.err.Error() + " (refused within the last 5 minutes; not sent again)"
 }
 
-func (e refusedCode) Unwrap() error { return e.apiErr }
+func (e refusedCode) Unwrap() error { return e.err }
+
+// keptCode is another platform's code kept with a refusal.
+type keptCode struct{ title, code string }
+
+func (e keptCode) Error() string { return e.title + " refused the code: " + e.code }
 
 // replayKeptAnswer reads code's kept answer: a refusal it returns as the
 // error WeChat gave, a session it returns after checking the session
@@ -112,12 +118,15 @@ func (e refusedCode) Unwrap() error { return e.apiErr }
 // entry it cannot open, or a logout in between ended the session), and
 // a storeFailure when the store failed.
 func (h *Handler) replayKeptAnswer(ctx context.Context, code string, enc []byte) (*loginResult, error) {
-	ka, err := decryptKeptAnswer(h.client.AppID(), code, enc)
+	ka, err := decryptKeptAnswer(h.keyAppID(), code, enc)
 	if err != nil {
 		return nil, nil
 	}
-	if ka.Refused != 0 {
+	switch {
+	case ka.Refused != 0:
 		return nil, refusedCode{&wechat.APIError{API: wechat.APICode2Session, Code: ka.Refused}}
+	case ka.RefusedCode != "":
+		return nil, refusedCode{keptCode{h.info.Title, ka.RefusedCode}}
 	}
 	sess, err := store.LookupFresh(ctx, h.store, store.HashToken(ka.Token))
 	if errors.Is(err, store.ErrNotFound) {

@@ -90,7 +90,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	v, err, _ := h.logins.Do(key, func() (any, error) {
 		return h.login(context.WithoutCancel(r.Context()), req.Code, key)
 	})
-	if release != nil && release(err != nil && wechat.IsInvalidCode(err)) {
+	if release != nil && release(h.isInvalidCode(err)) {
 		ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 		h.logger.Warn("too many refused login codes: the client's logins answer 429 until its window ends",
 			zap.String("client_ip", ip),
@@ -103,11 +103,11 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			h.metrics.login(codeStoreUnavailable)
 			return h.storeFailed(w, sf.operation, sf.err)
 		}
-		f := classifyWeChatError(err)
+		f := h.failure(err)
 		h.metrics.login(f.code)
 		h.logger.Warn("login failed",
 			zap.String("result", f.code),
-			errcodeField(err),
+			h.errcodeField(err),
 			errorField(err))
 		return f.write(w)
 	}
@@ -149,9 +149,9 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 		return nil, storeFailure{"get_login_result", err}
 	}
 
-	ws, err := h.client.Code2Session(ctx, code)
+	ws, err := h.api().Login(ctx, code)
 	if err != nil {
-		if wechat.IsInvalidCode(err) {
+		if h.isInvalidCode(err) {
 			return h.refused(ctx, code, key, err)
 		}
 		return nil, err
@@ -172,7 +172,7 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 		user = sess.User
 	}
 
-	if enc, err := encryptKeptAnswer(h.client.AppID(), code, keptAnswer{Token: token, ExpiresAt: expiresAt.Unix()}); err == nil {
+	if enc, err := encryptKeptAnswer(h.keyAppID(), code, keptAnswer{Token: token, ExpiresAt: expiresAt.Unix()}); err == nil {
 		if err := h.store.PutLoginResult(ctx, key, enc, keptAnswerWindow); err != nil {
 			// The login itself succeeded; only a retry of it would now
 			// make a second WeChat call (and get invalid_code).
@@ -182,7 +182,7 @@ func (h *Handler) login(ctx context.Context, code, key string) (*loginResult, er
 	return &loginResult{token: token, expiresAt: expiresAt, user: user}, nil
 }
 
-// refused handles WeChat's refusal of code. A code refused as already
+// refused handles the platform's refusal of code. A code refused as already
 // used (40163) may have been logged in a moment ago by the same client
 // through another gateway sharing the store: when that login's answer is
 // kept by now and its session lives, it is the answer (as a retry would
@@ -194,11 +194,18 @@ func (h *Handler) refused(ctx context.Context, code, key string, err error) (*lo
 			return res, nil
 		}
 	}
+	var ka keptAnswer
 	var apiErr *wechat.APIError
-	if !errors.As(err, &apiErr) {
+	switch {
+	case errors.As(err, &apiErr):
+		ka.Refused = apiErr.Code
+	default:
+		ka.RefusedCode = h.api().ErrorCode(err)
+	}
+	if ka.Refused == 0 && ka.RefusedCode == "" {
 		return nil, err
 	}
-	if enc, serr := encryptKeptAnswer(h.client.AppID(), code, keptAnswer{Refused: apiErr.Code}); serr == nil {
+	if enc, serr := encryptKeptAnswer(h.keyAppID(), code, ka); serr == nil {
 		if perr := h.store.PutLoginResult(ctx, key, enc, keptAnswerWindow); perr != nil {
 			// Only a repeat of this code costs a WeChat call again.
 			h.logger.Warn("could not remember a refused login code", errorField(perr))

@@ -3,14 +3,14 @@ package caddymodule
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
+	wechatplatform "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform/wechat"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
 // handlerMetrics are the handler's Prometheus collectors, registered in
@@ -48,9 +48,9 @@ const (
 // load has a registry of its own; within one, several handlers (several
 // sites, or the same app twice) share the collectors that are already
 // registered, so a second registration never panics.
-func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
+func newHandlerMetrics(ctx caddy.Context, appID, platformName string) *handlerMetrics {
 	reg := ctx.GetMetricsRegistry()
-	labels := prometheus.Labels{"app_id": appID}
+	labels := prometheus.Labels{"app_id": appID, "platform": platformName}
 	m := &handlerMetrics{registry: reg, labels: labels}
 	// counter registers (or reuses) a counter vector of ours.
 	counter := func(name, help string, labelNames ...string) *prometheus.CounterVec {
@@ -63,12 +63,12 @@ func newHandlerMetrics(ctx caddy.Context, appID string) *handlerMetrics {
 		"Logins by result (ok, retried, or the error code answered).",
 		"result")
 	m.apiRequests = counter("api_requests_total",
-		"Calls to the WeChat server API by API and result.",
+		"Calls to the platform's server API by API and result.",
 		"api", "result")
 	m.apiDuration = registerOrReuse(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name:        "api_request_duration_seconds",
-		Help:        "Latency of calls to the WeChat server API.",
+		Help:        "Latency of calls to the platform's server API.",
 		ConstLabels: labels,
 		Buckets:     []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"api"}))
@@ -127,28 +127,54 @@ func registerOrReuse[C prometheus.Collector](reg *prometheus.Registry, c C) C {
 
 func (m *handlerMetrics) login(result string) { m.logins.WithLabelValues(result).Inc() }
 
-// observeAPI records one exchange with the WeChat API. The result label
-// is a class (ok, errcode_40029, timeout, ...), bounded and secret-free.
-func (m *handlerMetrics) observeAPI(api string, elapsed time.Duration, err error) {
-	m.apiRequests.WithLabelValues(api, apiResult(err)).Inc()
+// observeAPI records one exchange with the platform's server API. The
+// result label is a class (ok, errcode_40029, timeout, ...), bounded and
+// secret-free.
+func (m *handlerMetrics) observeAPI(api string, elapsed time.Duration, result string) {
+	m.apiRequests.WithLabelValues(api, result).Inc()
 	m.apiDuration.WithLabelValues(api).Observe(elapsed.Seconds())
 }
 
-func apiResult(err error) string {
-	var apiErr *wechat.APIError
-	switch {
-	case err == nil:
+// apiResult is the result label of an exchange with WeChat that ended
+// with err.
+func apiResult(err error) string { return platformResult(&wechatplatform.Platform{}, err) }
+
+// platformResult is the result label of an exchange with p's server API
+// that ended with err.
+func platformResult(p platform.Platform, err error) string {
+	if err == nil {
 		return "ok"
-	case errors.As(err, &apiErr):
-		return "errcode_" + strconv.Itoa(apiErr.Code)
-	case errors.Is(err, wechat.ErrTimeout):
+	}
+	if p == nil {
+		return "error"
+	}
+	if code := p.ErrorCode(err); code != "" {
+		return "errcode_" + labelSafe(code)
+	}
+	switch p.Classify(err).Kind {
+	case platform.Timeout:
 		return "timeout"
-	case errors.Is(err, wechat.ErrUnavailable):
+	case platform.Unavailable:
 		return "unavailable"
-	case errors.Is(err, wechat.ErrBadResponse):
+	case platform.BadResponse:
 		return "bad_response"
 	}
 	return "error"
+}
+
+// labelSafe keeps a platform's code a bounded label value: letters,
+// digits, ".", "-" and "_", at most 64 bytes, whatever the answer held.
+func labelSafe(code string) string {
+	b := []byte(code)
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // close unregisters the session gauge: it holds the store, which the

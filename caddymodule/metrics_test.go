@@ -17,7 +17,7 @@ func TestMetrics(t *testing.T) {
 	a.do("GET", "/api/x", "", "", nil)
 
 	_, body := adminDo(t, "GET", "/metrics")
-	app := `app_id="` + a.appID + `"`
+	app := `app_id="` + a.appID + `",platform="wechat"`
 	for _, want := range []string{
 		`caddy_wechat_auth_logins_total{` + app + `,result="ok"} 1`,
 		`caddy_wechat_auth_logins_total{` + app + `,result="invalid_code"} 1`,

@@ -6,17 +6,21 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
-// phoneRequest carries either form of getPhoneNumber's result: the
+// phoneRequest carries any form of the phone button's result: WeChat's
 // one-time code (base library 2.21.2 and later, and the real-time
-// getRealtimePhoneNumber component) or the legacy sealed payload.
+// getRealtimePhoneNumber component), the legacy sealed payload, or
+// Alipay's signed my.getPhoneNumber payload.
 type phoneRequest struct {
 	Code          string `json:"code"`
 	EncryptedData string `json:"encryptedData"`
 	IV            string `json:"iv"`
+	Response      string `json:"response"`
+	Sign          string `json:"sign"`
 }
 
 type phoneResponse struct {
@@ -34,12 +38,17 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.Tok
 	}
 	openid := zap.String("openid", sess.User.OpenID)
 	var (
-		info     *wechat.PhoneInfo
+		info     platform.Phone
 		form     string
 		keyField = zap.Skip()
 	)
+	sealer, sealed := h.api().(platform.Sealer)
+	signer, signed := h.api().(platform.SignedPhoner)
 	switch {
 	case req.Code != "":
+		if h.client == nil {
+			return writeError(w, http.StatusBadRequest, codeInvalidRequest, `"code" is WeChat's getPhoneNumber form, not served on `+h.info.Title+": "+h.phoneForms())
+		}
 		if !validCode(req.Code) {
 			return writeError(w, http.StatusBadRequest, codeInvalidRequest, `"code" must be the code of getPhoneNumber`)
 		}
@@ -49,32 +58,40 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.Tok
 		// watermarked for another app (400 watermark_mismatch). Either
 		// way nothing is bound.
 		form = "code"
-		var err error
-		if info, err = h.client.PhoneNumber(r.Context(), req.Code, sess.User.OpenID); err != nil {
+		wi, err := h.client.PhoneNumber(r.Context(), req.Code, sess.User.OpenID)
+		if err != nil {
 			f := classifyPhoneCodeError(err)
 			h.logger.Warn("phone binding failed", openid, zap.String("form", form),
 				zap.String("result", f.code), errcodeField(err), errorField(err))
 			return f.write(w)
 		}
-	case req.EncryptedData != "" && req.IV != "":
+		info = platform.Phone{PhoneNumber: wi.PhoneNumber, PurePhoneNumber: wi.PurePhoneNumber, CountryCode: wi.CountryCode}
+	case sealed && req.EncryptedData != "" && req.IV != "":
 		form = "encrypted"
 		var (
 			key string
 			err error
 		)
-		info, key, err = openSealed(r.Context(), h, sess.User.OpenID, sess.User.SessionKey, func(sessionKey string) (*wechat.PhoneInfo, error) {
-			return h.client.DecryptPhone(sessionKey, req.EncryptedData, req.IV)
+		info, key, err = openSealed(r.Context(), h, sess.User.OpenID, sess.User.SessionKey, func(sessionKey string) (platform.Phone, error) {
+			return sealer.OpenPhone(sessionKey, req.EncryptedData, req.IV)
 		})
 		if err != nil {
 			return h.sealedFailed(w, "phone", err, openid, zap.String("form", form))
 		}
 		h.metrics.decryptions.WithLabelValues("phone", key).Inc()
 		keyField = zap.String("key", key)
+	case signed && req.Response != "":
+		form = "signed"
+		var err error
+		if info, err = signer.OpenSignedPhone(req.Response, req.Sign); err != nil {
+			return h.sealedFailed(w, "phone", err, openid, zap.String("form", form))
+		}
+		h.metrics.decryptions.WithLabelValues("phone", "signed").Inc()
 	default:
-		return writeError(w, http.StatusBadRequest, codeInvalidRequest, `send {"code"} or {"encryptedData", "iv"} from getPhoneNumber`)
+		return writeError(w, http.StatusBadRequest, codeInvalidRequest, h.phoneForms())
 	}
 	if info.PurePhoneNumber == "" {
-		return writeError(w, http.StatusBadGateway, codeWeChatError, "WeChat returned no phone number")
+		return writeError(w, http.StatusBadGateway, codeWeChatError, h.info.Title+" returned no phone number")
 	}
 
 	err := h.store.BindPhone(r.Context(), sess.User.OpenID, info.PurePhoneNumber, info.CountryCode)
@@ -91,9 +108,31 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ store.Tok
 		zap.String("result", "ok"),
 		zap.String("phone", wechat.MaskPhone(info.PurePhoneNumber)),
 		zap.String("country_code", info.CountryCode))
-	return writeJSON(w, http.StatusOK, phoneResponse{
-		PhoneNumber:     info.PhoneNumber,
-		PurePhoneNumber: info.PurePhoneNumber,
-		CountryCode:     info.CountryCode,
-	})
+	return writeJSON(w, http.StatusOK, phoneResponse(info))
+}
+
+// phoneForms says which forms /phone takes on this handler's platform.
+func (h *Handler) phoneForms() string {
+	var forms []string
+	if h.client != nil {
+		forms = append(forms, `{"code"}`)
+	}
+	if _, ok := h.api().(platform.Sealer); ok {
+		forms = append(forms, `{"encryptedData", "iv"}`)
+	}
+	if _, ok := h.api().(platform.SignedPhoner); ok {
+		forms = append(forms, `{"response", "sign"}`)
+	}
+	if len(forms) == 0 {
+		return h.info.Title + " has no phone number form here"
+	}
+	msg := "send " + forms[0]
+	for i, f := range forms[1:] {
+		if i == len(forms)-2 {
+			msg += " or " + f
+		} else {
+			msg += ", " + f
+		}
+	}
+	return msg + " from getPhoneNumber"
 }

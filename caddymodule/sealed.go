@@ -7,8 +7,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
 // Which session key opened a payload, as logged and counted.
@@ -21,6 +21,10 @@ const (
 // caller's session key: with the newest key, and when that does not open
 // it, with the key the newest login replaced, while its grace lasts.
 //
+// Only platforms whose data is sealed with the session key
+// (platform.Sealer) get here; failures the platform classifies Decrypt
+// try the previous key.
+//
 // That second try solves WeChat's own getPhoneNumber pitfall on the
 // server: a wx.login in the button's callback rotates the key while the
 // payload in hand was sealed with the old one. It widens nothing: the
@@ -32,7 +36,7 @@ const (
 // decryptions_total metric do.
 func openSealed[T any](ctx context.Context, h *Handler, openid, currentKey string, open func(sessionKey string) (T, error)) (v T, key string, err error) {
 	v, err = open(currentKey)
-	if err == nil || !errors.Is(err, wechat.ErrDecrypt) {
+	if err == nil || h.api().Classify(err).Kind != platform.Decrypt {
 		return v, keyCurrent, err
 	}
 	prev, perr := h.store.PreviousSessionKey(ctx, openid)
@@ -54,7 +58,7 @@ func (h *Handler) sealedFailed(w http.ResponseWriter, endpoint string, err error
 		h.metrics.decryptions.WithLabelValues(endpoint, codeStoreUnavailable).Inc()
 		return h.storeFailed(w, sf.operation, sf.err, fields...)
 	}
-	f := classifyWeChatError(err)
+	f := h.failure(err)
 	h.metrics.decryptions.WithLabelValues(endpoint, f.code).Inc()
 	msg := "decrypt failed"
 	if endpoint == "phone" {

@@ -49,8 +49,8 @@ func TestSessionKeyGrace(t *testing.T) {
 		}
 		_, metrics := adminDo(t, "GET", "/metrics")
 		for _, want := range []string{
-			`caddy_wechat_auth_decryptions_total{app_id="` + a.appID + `",endpoint="phone",result="previous_key"} 2`,
-			`caddy_wechat_auth_decryptions_total{app_id="` + a.appID + `",endpoint="decrypt",result="previous_key"} 1`,
+			`caddy_wechat_auth_decryptions_total{app_id="` + a.appID + `",endpoint="phone",platform="wechat",result="previous_key"} 2`,
+			`caddy_wechat_auth_decryptions_total{app_id="` + a.appID + `",endpoint="decrypt",platform="wechat",result="previous_key"} 1`,
 		} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("metrics lack %s", want)

@@ -206,11 +206,11 @@ func TestUpstreamMetrics(t *testing.T) {
 	_, body := adminDo(t, "GET", "/metrics")
 	app := `app_id="` + up.appID + `"`
 	for _, want := range []string{
-		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="signature",result="ok"} 1`,
-		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="signature",result="unknown_user"} 1`,
-		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="check_session",result="valid"} 1`,
-		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="other",result="not_found"} 1`,
-		`caddy_wechat_auth_api_requests_total{api="checksession",` + app + `,result="ok"} 2`,
+		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="signature",platform="wechat",result="ok"} 1`,
+		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="signature",platform="wechat",result="unknown_user"} 1`,
+		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="check_session",platform="wechat",result="valid"} 1`,
+		`caddy_wechat_auth_upstream_requests_total{` + app + `,endpoint="other",platform="wechat",result="not_found"} 1`,
+		`caddy_wechat_auth_api_requests_total{api="checksession",` + app + `,platform="wechat",result="ok"} 2`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	wechatplatform "github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/platform/wechat"
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat"
 )
 
@@ -17,22 +18,11 @@ func checkAPIBase(base string) error {
 	return nil
 }
 
-// checkAppID refuses what cannot be a mini program's AppID: "wx" and 16
-// hex digits. A typo here would otherwise pass `caddy validate` and fail
-// every login with a WeChat error.
+// checkAppID refuses what cannot be a WeChat mini program's AppID: "wx"
+// and 16 hex digits. A typo here would otherwise pass `caddy validate`
+// and fail every login with a WeChat error.
 func checkAppID(id string) error {
-	if id == "" {
-		return fmt.Errorf("app_id is required (is its environment variable set?)")
-	}
-	ok := len(id) == 18 && strings.HasPrefix(id, "wx")
-	for i := 2; ok && i < len(id); i++ {
-		c := id[i]
-		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-	}
-	if !ok {
-		return fmt.Errorf("app_id %q is not a mini program AppID (wx followed by 16 hex digits)", id)
-	}
-	return nil
+	return checkPlatformAppID(wechatplatform.Module{}.Info(), id)
 }
 
 // checkMode accepts the two modes.

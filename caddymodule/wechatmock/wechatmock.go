@@ -1,6 +1,8 @@
 // Package wechatmock is the wechat_mock Caddy handler: a fake of the
-// WeChat server API (the tests' wechattest.Fake) served from inside Caddy,
-// so that a gateway can be tried with no WeChat account and no internet.
+// WeChat server API (the tests' wechattest.Fake), or of another platform's
+// (`platform qq`, ...: the fakes in platforms/<name>/<name>test), served
+// from inside Caddy, so that a gateway can be tried with no account and no
+// internet.
 //
 // It is for development only, and it is not in a production build: the
 // plugin (the module root and package caddymodule) never imports it. The
@@ -14,7 +16,9 @@
 package wechatmock
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,7 +28,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/internal/caddyconf"
-	"github.com/caddy-wechat-auth/caddy-wechat-auth/wechat/wechattest"
 )
 
 func init() {
@@ -55,8 +58,24 @@ type Mock struct {
 	// Default: a number derived from the user name.
 	Phones map[string]string `json:"phones,omitempty"`
 
+	// Platform whose server API the mock fakes: wechat, qq, douyin,
+	// kuaishou, baidu or alipay. Default: wechat.
+	Platform string `json:"platform,omitempty"`
+
+	// Alipay only: the app's public key, which checks the gateway's
+	// signed calls (the public half of its app_private_key_file).
+	AppPublicKeyFile string `json:"app_public_key_file,omitempty"`
+
+	// Alipay only: the fake Alipay's private key, which signs its
+	// answers (the gateway's alipay_public_key_file is its public half).
+	AlipayPrivateKeyFile string `json:"alipay_private_key_file,omitempty"`
+
+	// Alipay only: the app's content key (base64 of 16 bytes) that seals
+	// phone numbers; the gateway's aes_key. Default: a random one.
+	AESKey string `json:"aes_key,omitempty"`
+
 	poolKey string
-	fake    *wechattest.Fake
+	fake    fake
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,7 +86,7 @@ func (Mock) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-type mockState struct{ fake *wechattest.Fake }
+type mockState struct{ fake fake }
 
 func (mockState) Destruct() error { return nil }
 
@@ -82,25 +101,30 @@ func (m *Mock) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if appID == "" || secret == "" {
+	if appID == "" || (secret == "" && m.Platform != "alipay") {
 		return errors.New("wechat_mock: app_id and app_secret are required")
 	}
-	m.poolKey = appID + "\x00" + secret
+	m.poolKey = m.Platform + "\x00" + appID + "\x00" + secret + "\x00" + m.AppPublicKeyFile + "\x00" + m.AlipayPrivateKeyFile + "\x00" + m.AESKey
 	val, _, err := pool.LoadOrNew(m.poolKey, func() (caddy.Destructor, error) {
-		return mockState{fake: wechattest.New(appID, secret)}, nil
+		f, err := m.newFake(appID, secret)
+		return mockState{fake: f}, err
 	})
 	if err != nil {
+		m.poolKey = ""
 		return err
 	}
 	m.fake = val.(mockState).fake
 	for user, id := range m.UnionIDs {
-		m.fake.SetUnionID(user, id)
+		if m.fake.setUnionID == nil {
+			return fmt.Errorf("wechat_mock: platform %s has no unionid", m.Platform)
+		}
+		m.fake.setUnionID(user, id)
 	}
 	for user, phone := range m.Phones {
-		m.fake.SetPhone(user, phone, "86")
+		m.fake.setPhone(user, phone)
 	}
-	ctx.Logger().Warn("wechat_mock serves a FAKE WeChat API for development; it is not for production",
-		zap.String("app_id", appID))
+	ctx.Logger().Warn("wechat_mock serves a FAKE server API for development; it is not for production",
+		zap.String("app_id", appID), zap.String("platform", cmp.Or(m.Platform, "wechat")))
 	return nil
 }
 
@@ -128,6 +152,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the mock from Caddyfile tokens. Syntax:
 //
 //	wechat_mock [<matcher>] {
+//	    platform   <name> [{ ... }]
 //	    app_id     <appid>
 //	    app_secret <secret>
 //	    unionid    <user> <unionid>
@@ -149,6 +174,10 @@ func (m *Mock) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := caddyconf.OneArg(d, &m.AppSecret); err != nil {
 				return err
 			}
+		case "platform":
+			if err := m.unmarshalPlatform(d); err != nil {
+				return err
+			}
 		case "unionid", "phone":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -166,7 +195,7 @@ func (m *Mock) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized wechat_mock subdirective %q", sub)
 		}
 	}
-	if m.AppID == "" || m.AppSecret == "" {
+	if m.AppID == "" || (m.AppSecret == "" && m.Platform != "alipay") {
 		return d.Err("wechat_mock: app_id and app_secret are required")
 	}
 	return nil
