@@ -129,7 +129,7 @@ func TestDashboardQueriesReturnSeries(t *testing.T) {
 	promURL := startPrometheus(t, prom, gw.adminAddr)
 	waitScrapes(t, promURL, 3)
 
-	vars := strings.NewReplacer("$__rate_interval", "1m", "$app_id", ".*")
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$app_id", ".*", "$platform", ".*")
 	for _, p := range d.Panels {
 		for _, q := range p.Targets {
 			expr := vars.Replace(q.Expr)
@@ -158,7 +158,8 @@ func TestDashboardQueriesReturnSeries(t *testing.T) {
 			t.Errorf("variable %s: %q is not label_values(metric, label)", v.Name, v.Definition)
 			continue
 		}
-		n, err := querySeries(promURL, fmt.Sprintf("count by (%s) (%s)", strings.TrimSpace(label), strings.TrimSpace(metric)))
+		label = strings.TrimSpace(label)
+		n, err := querySeries(promURL, fmt.Sprintf("count by (%s) (%s{%s!=\"\"})", label, strings.TrimSpace(metric), label))
 		if err != nil || n == 0 {
 			t.Errorf("variable %s: %s offers no value (%v)", v.Name, v.Definition, err)
 		}
