@@ -32,6 +32,11 @@ type identityHeaders struct {
 	// in the form of foldHeaderName.
 	folded []string
 
+	// stripped is folded as a set, built at provision, so that a
+	// request's headers are checked in time proportional to their
+	// number, however many names there are to strip.
+	stripped foldedSet
+
 	// appIDValue is the app id boxed once for the replacer: boxing a
 	// string into an interface allocates, on every request.
 	appIDValue any
@@ -51,19 +56,13 @@ func newIdentityHeaders(h *Handler) identityHeaders {
 	for _, name := range identityHeaderNames(h) {
 		ih.folded = append(ih.folded, foldHeaderName(name))
 	}
+	ih.stripped = newFoldedSet(ih.folded)
 	return ih
 }
 
 // isIdentity reports whether name could be read upstream as one of our
 // identity headers.
-func (ih *identityHeaders) isIdentity(name string) bool {
-	for _, id := range ih.folded {
-		if foldedEqual(name, id) {
-			return true
-		}
-	}
-	return false
-}
+func (ih *identityHeaders) isIdentity(name string) bool { return ih.stripped.has(name) }
 
 // isIdentityOrAuth reports whether name is one of our identity headers
 // or Authorization: the names no trailer or Connection token may carry.
@@ -224,6 +223,56 @@ func setHeader(header http.Header, vals []string, name, value string) []string {
 	vals = append(vals, value)
 	header[name] = vals[i : i+1 : i+1]
 	return vals
+}
+
+// maxFoldedLen is the longest name a foldedSet folds on the stack;
+// longer names (header names are rarely past 40 bytes) are compared one
+// by one.
+const maxFoldedLen = 64
+
+// foldedSet is a set of folded header names (foldHeaderName) that tells,
+// without allocating, whether a name folds to one of them.
+type foldedSet struct {
+	names map[string]struct{} // the names of up to maxFoldedLen bytes
+	long  []string            // the longer ones
+	lens  [maxFoldedLen + 1]bool
+}
+
+func newFoldedSet(folded []string) foldedSet {
+	fs := foldedSet{names: make(map[string]struct{}, len(folded))}
+	for _, f := range folded {
+		if len(f) > maxFoldedLen {
+			fs.long = append(fs.long, f)
+			continue
+		}
+		fs.names[f] = struct{}{}
+		fs.lens[len(f)] = true
+	}
+	return fs
+}
+
+// has reports whether name folds to a name of the set. Most request
+// headers differ in length from every name of the set and cost one array
+// read; the others are folded into a stack buffer and looked up (the
+// compiler makes no string of it).
+func (fs *foldedSet) has(name string) bool {
+	if len(name) > maxFoldedLen {
+		for _, f := range fs.long {
+			if foldedEqual(name, f) {
+				return true
+			}
+		}
+		return false
+	}
+	if !fs.lens[len(name)] {
+		return false
+	}
+	var buf [maxFoldedLen]byte
+	for i := 0; i < len(name); i++ {
+		buf[i] = foldByte(name[i])
+	}
+	_, ok := fs.names[string(buf[:len(name)])]
+	return ok
 }
 
 // foldHeaderName lower-cases a header name and maps "_" to "-".

@@ -22,11 +22,6 @@ import (
 // holds it (bbolt locks the file) before giving up with an error.
 const lockWait = 3 * time.Second
 
-// batchDelay is how long bbolt gathers concurrent writers into one
-// transaction (DB.Batch): logins that arrive within it share one commit
-// and its two fsyncs. It is added to a lone login's latency.
-const batchDelay = time.Millisecond
-
 // fileVerdict is what identify found at a persist path.
 type fileVerdict int
 
@@ -132,7 +127,6 @@ func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
 	if err != nil {
 		return nil, err
 	}
-	db.MaxBatchDelay = batchDelay
 	return db, nil
 }
 

@@ -39,6 +39,7 @@ type diskState struct {
 	f      *diskFile    // nil: nothing is persisted
 	closed bool         // the store is gone: a write is an error, not a no-op
 	on     atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
+	commit groupCommit  // the writes waiting for a transaction (commit.go)
 
 	flushMu   sync.Mutex // one flush at a time
 	qmu       sync.Mutex
@@ -60,8 +61,9 @@ func (d *diskState) path() string {
 	return d.f.path
 }
 
-// write runs fn in a batched write transaction and returns once it is on
-// disk; without a persist file it does nothing.
+// write runs fn in a write transaction shared with the writes queued
+// beside it (a group commit) and returns once it is on disk; without a
+// persist file it does nothing.
 func (d *diskState) write(fn func(*diskWriter) error) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -73,7 +75,7 @@ func (d *diskState) write(fn func(*diskWriter) error) error {
 	if d.f == nil {
 		return nil
 	}
-	err := d.f.db.Batch(func(tx *bolt.Tx) error { return fn(newDiskWriter(d.s, tx)) })
+	err := d.commit.update(d.f.db, func(tx *bolt.Tx) error { return fn(newDiskWriter(d.s, tx)) })
 	if err != nil {
 		d.noteWrite(d.f.path, err)
 		return fmt.Errorf("memory store: writing %s: %w", d.f.path, err)

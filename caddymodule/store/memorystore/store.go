@@ -53,21 +53,24 @@ const numShards = 256
 //  5. disk.mu: read-held by each write and each flush chunk for its bbolt
 //     transaction, write-held by swap and close (which so wait for the
 //     writes in flight to the file they take away).
-//  6. bbolt's own: the file's flock (other processes; openBolt gives up
-//     after lockWait), Batch's batch lock, then the one write transaction
-//     at a time. The disk writer runs inside the transaction and reads
-//     memory there (memview.go), so mu and go-cache's are taken under it.
-//  7. mu: held by CreateSession, BindPhone and RevokeUser only for the
+//  6. disk.commit.mu: the group commit's queue (commit.go), held only to
+//     queue or take calls (nothing is taken under it, and it is never
+//     held across a transaction).
+//  7. bbolt's own: the file's flock (other processes; openBolt gives up
+//     after lockWait), then the one write transaction at a time. The disk
+//     writer runs inside the transaction and reads memory there
+//     (memview.go), so mu and go-cache's are taken under it.
+//  8. mu: held by CreateSession, BindPhone and RevokeUser only for the
 //     change in memory, released before their disk write (a login never
 //     waits for the disk with mu held); by the OnEvicted hooks, Count
 //     and the trim's estimate with none held; by the read methods of
 //     memview.go inside bbolt's transaction.
-//  8. go-cache's: a shard's, prevKeys', results' (each its own).
+//  9. go-cache's: a shard's, prevKeys', results' (each its own).
 //     CreateSession sets a shard and the previous key with mu held,
 //     RevokeUser deletes the previous key with it. go-cache runs
 //     OnEvicted after releasing its own lock, so the hooks (which take mu
 //     and disk.qmu) never run under one.
-//  9. disk.qmu: the removal queue, a leaf; taken under mu when a previous
+//  10. disk.qmu: the removal queue, a leaf; taken under mu when a previous
 //     key deleted in CreateSession or RevokeUser is queued by its hook.
 type sharedStore struct {
 	appID       string
