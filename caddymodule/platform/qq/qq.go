@@ -6,8 +6,6 @@ package qq
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -56,7 +54,7 @@ func (Module) New(app platform.App) (platform.Platform, error) {
 	if app.Observe != nil {
 		opts = append(opts, qq.WithObserver(app.Observe))
 	}
-	return &Platform{client: qq.NewClient(app.AppID, app.AppSecret, opts...)}, nil
+	return wrap(qq.NewClient(app.AppID, app.AppSecret, opts...)), nil
 }
 
 // UnmarshalCaddyfile accepts `platform qq`, with no arguments or block.
@@ -64,74 +62,48 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return platform.NoSettings(d)
 }
 
-// Platform is QQ for one app.
-type Platform struct {
-	client *qq.Client
-}
-
-// Login is code2session.
-func (p *Platform) Login(ctx context.Context, code string) (platform.Identity, error) {
-	s, err := p.client.Code2Session(ctx, code)
-	if err != nil {
-		return platform.Identity{}, err
-	}
-	return platform.Identity{OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey}, nil
-}
-
-// sentinels are the qq package's errors by kind.
-func sentinels() platform.Sentinels {
-	return platform.Sentinels{
-		Timeout:      qq.ErrTimeout,
-		Unavailable:  qq.ErrUnavailable,
-		BadResponse:  qq.ErrBadResponse,
-		InvalidInput: qq.ErrInvalidInput,
-		Decrypt:      qq.ErrDecrypt,
-		Watermark:    qq.ErrWatermark,
-	}
-}
-
-// Classify maps an error of the qq package. A refusal that is not the
-// user's (bad credentials, unknown codes) is a 502: the gateway's
-// configuration or QQ's answer, not the client, is at fault.
-func (p *Platform) Classify(err error) platform.Failure {
-	switch {
-	case qq.IsInvalidCode(err):
-		return platform.Failure{Kind: platform.InvalidCode}
-	case qq.IsRateLimited(err):
-		return platform.Failure{Kind: platform.RateLimited}
-	case qq.IsSystemBusy(err):
-		return platform.Failure{Kind: platform.Unavailable}
-	}
-	return platform.Failure{Kind: sentinels().Kind(err)}
-}
-
+// wrap returns the shared session-key Platform over c. A refusal that
+// is not the user's (bad credentials, unknown codes) is a 502: the
+// gateway's configuration or QQ's answer, not the client, is at fault.
 // ErrorCode is QQ's errcode.
-func (p *Platform) ErrorCode(err error) string {
-	var apiErr *qq.APIError
-	if errors.As(err, &apiErr) {
-		return strconv.Itoa(apiErr.Code)
+func wrap(c *qq.Client) *platform.SessionKeyPlatform {
+	return &platform.SessionKeyPlatform{
+		Code2Session: func(ctx context.Context, code string) (platform.Identity, error) {
+			s, err := c.Code2Session(ctx, code)
+			if err != nil {
+				return platform.Identity{}, err
+			}
+			return platform.Identity{OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey}, nil
+		},
+		Decrypt: c.Decrypt,
+		DecryptPhone: func(sessionKey, encryptedData, iv string) (platform.Phone, error) {
+			info, err := c.DecryptPhone(sessionKey, encryptedData, iv)
+			if err != nil {
+				return platform.Phone{}, err
+			}
+			return platform.Phone{PhoneNumber: info.PhoneNumber, PurePhoneNumber: info.PurePhoneNumber, CountryCode: info.CountryCode}, nil
+		},
+		Refusals: []platform.Refusal{
+			{Is: qq.IsInvalidCode, Kind: platform.InvalidCode},
+			{Is: qq.IsRateLimited, Kind: platform.RateLimited},
+			{Is: qq.IsSystemBusy, Kind: platform.Unavailable},
+		},
+		Sentinels: platform.Sentinels{
+			Timeout:      qq.ErrTimeout,
+			Unavailable:  qq.ErrUnavailable,
+			BadResponse:  qq.ErrBadResponse,
+			InvalidInput: qq.ErrInvalidInput,
+			Decrypt:      qq.ErrDecrypt,
+			Watermark:    qq.ErrWatermark,
+		},
+		Code: func(err error) string {
+			return platform.APICode(err, func(e *qq.APIError) string { return strconv.Itoa(e.Code) })
+		},
 	}
-	return ""
-}
-
-// OpenSealed decrypts open data and checks its watermark.
-func (p *Platform) OpenSealed(sessionKey, encryptedData, iv string) (json.RawMessage, error) {
-	return p.client.Decrypt(sessionKey, encryptedData, iv)
-}
-
-// OpenPhone decrypts the legacy getPhoneNumber payload.
-func (p *Platform) OpenPhone(sessionKey, encryptedData, iv string) (platform.Phone, error) {
-	info, err := p.client.DecryptPhone(sessionKey, encryptedData, iv)
-	if err != nil {
-		return platform.Phone{}, err
-	}
-	return platform.Phone{PhoneNumber: info.PhoneNumber, PurePhoneNumber: info.PurePhoneNumber, CountryCode: info.CountryCode}, nil
 }
 
 // Interface guards
 var (
 	_ platform.Module       = (*Module)(nil)
 	_ caddyfile.Unmarshaler = (*Module)(nil)
-	_ platform.Platform     = (*Platform)(nil)
-	_ platform.Sealer       = (*Platform)(nil)
 )
