@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/caddy-wechat-auth/caddy-wechat-auth/internal/apicall"
 )
 
 // DefaultBaseURL is the WeChat server API, used unless WithBaseURL says
@@ -49,10 +51,10 @@ func WithBaseURL(u string) Option {
 	return func(c *Client) { c.rawBase = u }
 }
 
-// WithHTTPClient sets the HTTP client (default: a client on
-// http.DefaultTransport that does not follow redirects). A nil hc keeps the
-// default. The client's own Timeout, if any, still applies on top of
-// WithTimeout.
+// WithHTTPClient sets the HTTP client (default: a client on a transport of
+// its own that keeps 64 idle connections, following no redirects). A nil hc
+// keeps the default. The client's own Timeout, if any, still applies on top
+// of WithTimeout.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc != nil {
@@ -139,12 +141,9 @@ func NewClient(appID, appSecret string, opts ...Option) *Client {
 		o(c)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{
-			// WeChat never redirects. Following one would re-send a
-			// POST body, app secret included, to wherever the
-			// Location header points (307/308).
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		// WeChat never redirects (NewHTTPClient follows none), and a
+		// storm needs more than Go's 2 idle connections per host.
+		c.hc = apicall.NewHTTPClient()
 	}
 	// Checked here, reported by every call: NewClient has no error to
 	// return, and a typo must not send the secret somewhere odd. A

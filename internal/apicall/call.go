@@ -31,8 +31,8 @@ type Config struct {
 	Kinds Kinds
 	// BaseURL is the API base; a trailing slash is ignored.
 	BaseURL string
-	// HTTPClient sends the requests; nil is a client on
-	// http.DefaultTransport that does not follow redirects.
+	// HTTPClient sends the requests; nil is NewHTTPClient(): a
+	// transport of its own that keeps idle connections, no redirects.
 	HTTPClient *http.Client
 	// Timeout bounds every call, retry included; must be positive.
 	Timeout time.Duration
@@ -61,12 +61,7 @@ type Caller struct {
 func New(cfg Config) *Caller {
 	c := &Caller{cfg: cfg, hc: cfg.HTTPClient, redact: redactor(cfg.Secret)}
 	if c.hc == nil {
-		c.hc = &http.Client{
-			// The platforms never redirect. Following one would
-			// re-send a POST body, app secret included, to wherever
-			// the Location header points (307/308).
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		c.hc = NewHTTPClient()
 	}
 	c.base, c.baseErr = ParseBaseURL(cfg.BaseURL)
 	return c

@@ -46,10 +46,10 @@ func shared(o apicall.Option) Option {
 // unusable URL makes every call fail with ErrInvalidInput.
 func WithBaseURL(u string) Option { return shared(apicall.WithBaseURL(u)) }
 
-// WithHTTPClient sets the HTTP client (default: a client on
-// http.DefaultTransport that does not follow redirects: the gateway never
-// redirects, and following one would send the signed request wherever
-// Location points). A nil hc keeps the default.
+// WithHTTPClient sets the HTTP client (default: a client on a transport of
+// its own that keeps 64 idle connections, following no redirects: the
+// gateway never redirects, and following one would send the signed request
+// wherever Location points). A nil hc keeps the default.
 func WithHTTPClient(hc *http.Client) Option { return shared(apicall.WithHTTPClient(hc)) }
 
 // WithTimeout bounds every call, its retry included (default

@@ -32,9 +32,9 @@ func shared(o apicall.Option) Option {
 // ErrInvalidInput.
 func WithBaseURL(u string) Option { return shared(apicall.WithBaseURL(u)) }
 
-// WithHTTPClient sets the HTTP client (default: a client on
-// http.DefaultTransport that does not follow redirects: following a
-// 307/308 would re-send the body, App Secret included). A nil hc keeps
+// WithHTTPClient sets the HTTP client (default: a client on a transport of
+// its own that keeps 64 idle connections, following no redirects: following
+// a 307/308 would re-send the body, App Secret included). A nil hc keeps
 // the default.
 func WithHTTPClient(hc *http.Client) Option { return shared(apicall.WithHTTPClient(hc)) }
 

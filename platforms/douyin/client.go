@@ -25,9 +25,9 @@ type Option = apicall.Option
 // refuses makes every call fail with ErrInvalidInput.
 func WithBaseURL(u string) Option { return apicall.WithBaseURL(u) }
 
-// WithHTTPClient sets the HTTP client (default: one on
-// http.DefaultTransport that does not follow redirects: a redirect would
-// re-send the secret). nil keeps the default.
+// WithHTTPClient sets the HTTP client (default: one on a transport of its
+// own that keeps 64 idle connections, following no redirects: a redirect
+// would re-send the secret). nil keeps the default.
 func WithHTTPClient(hc *http.Client) Option { return apicall.WithHTTPClient(hc) }
 
 // WithTimeout bounds every call, the retry included (default
