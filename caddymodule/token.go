@@ -38,8 +38,10 @@ func bearerToken(r *http.Request) (token string, present bool) {
 		return "", true
 	}
 	auth := values[0]
+	// The scheme is case-insensitive (RFC 9110 §11.1), but nearly every
+	// client writes "Bearer ": one comparison before the folding one.
 	const scheme = "bearer "
-	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+	if len(auth) <= len(scheme) || auth[:len(scheme)] != "Bearer " && !strings.EqualFold(auth[:len(scheme)], scheme) {
 		return "", true
 	}
 	token = auth[len(scheme):]

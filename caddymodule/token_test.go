@@ -95,6 +95,8 @@ func TestBearerToken(t *testing.T) {
 		{"bearer", []string{"Bearer " + tok}, tok, true},
 		{"lower-case scheme", []string{"bearer " + tok}, tok, true},
 		{"upper-case scheme", []string{"BEARER " + tok}, tok, true},
+		{"mixed-case scheme", []string{"bEaReR " + tok}, tok, true},
+		{"Bearer without the space", []string{"BearerX" + tok}, "", true},
 		{"empty", []string{""}, "", true},
 		{"scheme only", []string{"Bearer"}, "", true},
 		{"scheme and space", []string{"Bearer "}, "", true},
