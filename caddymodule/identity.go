@@ -97,18 +97,26 @@ func (ih *identityHeaders) stripTrailers(r *http.Request) {
 //     request with no identity. Tokens naming an identity header or
 //     Authorization are dropped from the Connection header.
 func (ih *identityHeaders) strip(r *http.Request) {
+	// The loop notes the Connection header as it passes it, which spares
+	// a map look-up on the many requests without one. The key is exact,
+	// as before: a proxy reads the canonical "Connection" only.
+	sawConnection := false
 	for name := range r.Header {
 		if ih.isIdentity(name) {
 			delete(r.Header, name)
+		} else if name == "Connection" {
+			sawConnection = true
 		}
 	}
-	if conn, ok := r.Header["Connection"]; ok {
-		r.Header["Connection"] = ih.dropConnectionTokens(conn)
+	if sawConnection {
+		r.Header["Connection"] = ih.dropConnectionTokens(r.Header["Connection"])
 		if len(r.Header["Connection"]) == 0 {
 			delete(r.Header, "Connection")
 		}
 	}
-	ih.stripTrailers(r)
+	if len(r.Trailer) > 0 {
+		ih.stripTrailers(r)
+	}
 	// A body of unknown length (chunked, or HTTP/2 and 3) can end with
 	// trailers nobody declared.
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
@@ -233,30 +241,45 @@ const maxFoldedLen = 64
 // foldedSet is a set of folded header names (foldHeaderName) that tells,
 // without allocating, whether a name folds to one of them.
 type foldedSet struct {
-	names map[string]struct{} // the names of up to maxFoldedLen bytes
-	long  []string            // the longer ones
-	lens  [maxFoldedLen + 1]bool
+	names map[string]struct{} // the names of 1 to maxFoldedLen bytes
+	long  []string            // the others
+	// maybe has the bit filterKey(f) set for each name f of names. A
+	// name whose bit is clear cannot fold to one of them: its length or
+	// its folded first or last byte differs from every name's. That is
+	// one bit read for most request headers (Accept-Encoding is as long
+	// as X-WeChat-OpenID, but starts differently).
+	maybe [filterBits / 64]uint64
+}
+
+const filterBits = 4096
+
+// filterKey hashes a name's length and its first and last bytes, folded,
+// so that a name and every spelling of it that folds the same share a
+// key. name must have 1 to maxFoldedLen bytes.
+func filterKey(name string) uint32 {
+	x := uint32(len(name))<<16 | uint32(foldByte(name[0]))<<8 | uint32(foldByte(name[len(name)-1]))
+	return (x * 0x9E3779B1) >> (32 - 12) // 12 bits: filterBits
 }
 
 func newFoldedSet(folded []string) foldedSet {
 	fs := foldedSet{names: make(map[string]struct{}, len(folded))}
 	for _, f := range folded {
-		if len(f) > maxFoldedLen {
+		if len(f) == 0 || len(f) > maxFoldedLen {
 			fs.long = append(fs.long, f)
 			continue
 		}
 		fs.names[f] = struct{}{}
-		fs.lens[len(f)] = true
+		k := filterKey(f)
+		fs.maybe[k/64] |= 1 << (k % 64)
 	}
 	return fs
 }
 
 // has reports whether name folds to a name of the set. Most request
-// headers differ in length from every name of the set and cost one array
-// read; the others are folded into a stack buffer and looked up (the
-// compiler makes no string of it).
+// headers miss the filter and cost one bit read; the others are folded
+// into a stack buffer and looked up (the compiler makes no string of it).
 func (fs *foldedSet) has(name string) bool {
-	if len(name) > maxFoldedLen {
+	if len(name) == 0 || len(name) > maxFoldedLen {
 		for _, f := range fs.long {
 			if foldedEqual(name, f) {
 				return true
@@ -264,7 +287,7 @@ func (fs *foldedSet) has(name string) bool {
 		}
 		return false
 	}
-	if !fs.lens[len(name)] {
+	if k := filterKey(name); fs.maybe[k/64]&(1<<(k%64)) == 0 {
 		return false
 	}
 	var buf [maxFoldedLen]byte
@@ -298,12 +321,20 @@ func foldedEqual(name, folded string) bool {
 	return true
 }
 
-func foldByte(c byte) byte {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return c + ('a' - 'A')
-	case c == '_':
-		return '-'
+// foldByte lower-cases c and maps "_" to "-". It is a table read: it
+// runs on the first and last byte of every request header.
+func foldByte(c byte) byte { return foldTable[c] }
+
+var foldTable = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c) + ('a' - 'A')
+		case c == '_':
+			t[c] = '-'
+		default:
+			t[c] = byte(c)
+		}
 	}
-	return c
-}
+	return t
+}()

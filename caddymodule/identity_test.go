@@ -307,3 +307,78 @@ func BenchmarkStrip(b *testing.B) {
 		})
 	}
 }
+
+// TestStripEverySpelling drives strip's fast path (the length, first and
+// last byte filter and the Connection check in the loop) with every
+// identity name, each platform's defaults and configured ones, a short
+// one and one too long for the filter, in spellings that fold alike: in
+// headers, in trailers and as Connection tokens, every one must go. A
+// decoy of the same length and first byte, whose last byte differs,
+// must stay.
+func TestStripEverySpelling(t *testing.T) {
+	h := &Handler{HeaderOpenID: "Remote-User", HeaderUnionID: DefaultHeaderUnionID,
+		HeaderPhone: "P", HeaderCountryCode: DefaultHeaderCountryCode,
+		HeaderAppID: strings.Repeat("X-Long-", 10) + "AppID"}
+	ih := newIdentityHeaders(h)
+	names := identityHeaderNames(h)
+	if len(names) < 10 {
+		t.Fatalf("only %d identity names: the platform defaults are missing", len(names))
+	}
+	spellings := func(name string) []string {
+		alternating := []byte(name)
+		for i := range alternating {
+			if i%2 == 0 {
+				alternating[i] = strings.ToUpper(name[i : i+1])[0]
+			} else {
+				alternating[i] = strings.ToLower(name[i : i+1])[0]
+			}
+		}
+		return []string{name, strings.ToUpper(name), strings.ToLower(name),
+			strings.ReplaceAll(name, "-", "_"), strings.ToUpper(strings.ReplaceAll(name, "-", "_")),
+			string(alternating)}
+	}
+	for _, name := range names {
+		for _, s := range spellings(name) {
+			decoy := s[:len(s)-1] + "9"
+			if foldedEqual(decoy, foldHeaderName(name)) {
+				t.Fatalf("decoy %q folds to %q", decoy, name)
+			}
+			r := httptest.NewRequest(http.MethodGet, "http://gw.example/api", nil)
+			r.Header[s] = []string{"forged"}
+			r.Header[decoy] = []string{"kept"}
+			r.Header["Connection"] = []string{"keep-alive, " + s, decoy}
+			r.Trailer = http.Header{s: {"forged"}, decoy: {"kept"}}
+			ih.strip(r)
+			if _, ok := r.Header[s]; ok {
+				t.Errorf("header %q (%s) not stripped", s, name)
+			}
+			if _, ok := r.Trailer[s]; ok {
+				t.Errorf("trailer %q (%s) not stripped", s, name)
+			}
+			if got := r.Header["Connection"]; len(got) != 2 || got[0] != "keep-alive" || got[1] != decoy {
+				t.Errorf("Connection naming %q (%s) became %q", s, name, got)
+			}
+			if r.Header[decoy] == nil || r.Trailer[decoy] == nil {
+				t.Errorf("decoy %q of %q stripped", decoy, s)
+			}
+		}
+	}
+}
+
+// TestStripUndeclaredTrailer: a trailer nobody declared, sent at the end
+// of a chunked body in lower case with underscores, is stripped once the
+// body has been read.
+func TestStripUndeclaredTrailer(t *testing.T) {
+	ih := newIdentityHeaders(&Handler{HeaderOpenID: DefaultHeaderOpenID, HeaderUnionID: DefaultHeaderUnionID,
+		HeaderPhone: DefaultHeaderPhone, HeaderCountryCode: DefaultHeaderCountryCode, HeaderAppID: DefaultHeaderAppID})
+	r := httptest.NewRequest(http.MethodPost, "http://gw.example/api", strings.NewReader("body"))
+	r.ContentLength = -1
+	ih.strip(r)
+	r.Trailer = http.Header{"x_wechat_openid": {"forged"}, "X-Other": {"kept"}} // as net/http fills it at EOF
+	if _, err := io.ReadAll(r.Body); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Trailer["x_wechat_openid"]; ok || r.Trailer.Get("X-Other") != "kept" {
+		t.Errorf("trailers after the body: %v", r.Trailer)
+	}
+}

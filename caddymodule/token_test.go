@@ -95,6 +95,8 @@ func TestBearerToken(t *testing.T) {
 		{"bearer", []string{"Bearer " + tok}, tok, true},
 		{"lower-case scheme", []string{"bearer " + tok}, tok, true},
 		{"upper-case scheme", []string{"BEARER " + tok}, tok, true},
+		{"mixed-case scheme", []string{"bEaReR " + tok}, tok, true},
+		{"Bearer without the space", []string{"BearerX" + tok}, "", true},
 		{"empty", []string{""}, "", true},
 		{"scheme only", []string{"Bearer"}, "", true},
 		{"scheme and space", []string{"Bearer "}, "", true},
@@ -189,4 +191,33 @@ func FuzzBearerToken(f *testing.F) {
 			t.Fatalf("a sent header reported absent")
 		}
 	})
+}
+
+// TestWellFormedTokenEveryByte puts every byte value at every position of
+// a token: the table must agree with the base64url alphabet everywhere,
+// the tail the unrolled loop handles last included.
+func TestWellFormedTokenEveryByte(t *testing.T) {
+	valid := func(c byte) bool {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+	}
+	tok := []byte("AZaz09-_" + strings.Repeat("x", tokenLength-8))
+	for pos := range tokenLength {
+		orig := tok[pos]
+		for c := range 256 {
+			tok[pos] = byte(c)
+			if got := wellFormedToken(string(tok)); got != valid(byte(c)) {
+				t.Fatalf("wellFormedToken with %q at %d = %v", byte(c), pos, got)
+			}
+		}
+		tok[pos] = orig
+	}
+}
+
+func BenchmarkWellFormedToken(b *testing.B) {
+	tok := "AZaz09-_" + strings.Repeat("x", tokenLength-8)
+	for b.Loop() {
+		if !wellFormedToken(tok) {
+			b.Fatal("rejected")
+		}
+	}
 }
