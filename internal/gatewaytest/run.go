@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,5 +45,41 @@ func (p *Process) MustRestart(t testing.TB) {
 	}
 	if err := p.Wait(ReadyWithin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// portTries is how many times RunOnFreePorts starts a gateway whose ports
+// were taken before it could bind them.
+const portTries = 3
+
+// RunOnFreePorts is Run for a gateway whose ports options picks (with
+// FreePort). A port found free can be taken by another process before the
+// gateway binds it (the packages' tests run side by side); when the
+// gateway exits for that, options is called again for new ports and the
+// gateway started again, up to portTries times.
+func RunOnFreePorts(t testing.TB, options func() Options) *Process {
+	t.Helper()
+	for try := 1; ; try++ {
+		p, err := Start(options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Wait(ReadyWithin)
+		if err != nil && try < portTries && !p.Running() && strings.Contains(p.Log(), "address already in use") {
+			t.Logf("gatewaytest: a port was taken before the gateway bound it; again on new ports")
+			continue
+		}
+		t.Cleanup(func() {
+			if err := p.Stop(StopGrace); err != nil {
+				t.Error(err)
+			}
+			if t.Failed() {
+				t.Logf("caddy output:\n%s", p.Log())
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }

@@ -75,10 +75,23 @@ func (g *gateway) start() {
 		g.proc.MustRestart(g.t)
 		return
 	}
-	g.proc = gatewaytest.Run(g.t, gatewaytest.Options{
+	tries := 0
+	g.proc = gatewaytest.RunOnFreePorts(g.t, func() gatewaytest.Options {
+		if tries++; tries > 1 { // the ports newGateway picked were taken
+			g.admin, g.port, g.mock = gatewaytest.FreePort(g.t), gatewaytest.FreePort(g.t), gatewaytest.FreePort(g.t)
+			if g.second != "" {
+				g.port2 = gatewaytest.FreePort(g.t)
+			}
+		}
+		return g.options()
+	})
+}
+
+func (g *gateway) options() gatewaytest.Options {
+	return gatewaytest.Options{
 		Bin: g.bin, Dir: g.dir, Caddyfile: g.caddyfile(),
 		Ready: func() bool { st, _ := g.get(""); return st == http.StatusUnauthorized },
-	})
+	}
 }
 
 func (g *gateway) logs() string { return g.proc.Log() }
