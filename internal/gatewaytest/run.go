@@ -22,14 +22,7 @@ func Run(t testing.TB, o Options) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := p.Stop(StopGrace); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", p.Log())
-		}
-	})
+	p.stopAtCleanup(t)
 	if err := p.Wait(ReadyWithin); err != nil {
 		t.Fatal(err)
 	}
@@ -69,17 +62,23 @@ func RunOnFreePorts(t testing.TB, options func() Options) *Process {
 			t.Logf("gatewaytest: a port was taken before the gateway bound it; again on new ports")
 			continue
 		}
-		t.Cleanup(func() {
-			if err := p.Stop(StopGrace); err != nil {
-				t.Error(err)
-			}
-			if t.Failed() {
-				t.Logf("caddy output:\n%s", p.Log())
-			}
-		})
+		p.stopAtCleanup(t)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
+}
+
+// stopAtCleanup stops p when the test ends (killed after StopGrace), and
+// logs its output if the test failed.
+func (p *Process) stopAtCleanup(t testing.TB) {
+	t.Cleanup(func() {
+		if err := p.Stop(StopGrace); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", p.Log())
+		}
+	})
 }
