@@ -24,25 +24,35 @@ type diskHealth struct {
 // noteWrite records the outcome of a write to the persist file at path
 // (a change's, or the background queue's), and logs a transition.
 func (d *diskState) noteWrite(path string, err error) {
-	h := &d.health
+	d.health.note(d.s.logger.Load(), path, err,
+		"persist file failing: changes are answered 503 until it can be written again",
+		"persist file written again: changes are saved and answered again")
+}
+
+// noteFold records the outcome of a fold of the journal into the file.
+// Changes go on being saved in the journal while it has room.
+func (d *diskState) noteFold(path string, err error) {
+	d.foldHealth.note(d.s.logger.Load(), path, err,
+		"journal cannot be folded into the persist file: changes are kept in the journal while it has room",
+		"journal folded into the persist file again")
+}
+
+func (h *diskHealth) note(logger *zap.Logger, path string, err error, failing, recovered string) {
 	if err == nil && !h.down.Load() {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	logger := d.s.logger.Load()
 	switch {
 	case err != nil && !h.down.Load():
 		h.down.Store(true)
 		h.since, h.failed = time.Now(), 1
-		logger.Error("persist file failing: changes are answered 503 until it can be written again",
-			zap.String("file", path), zap.Error(err))
+		logger.Error(failing, zap.String("file", path), zap.Error(err))
 	case err != nil:
 		h.failed++
 	case h.down.Load():
 		h.down.Store(false)
-		logger.Info("persist file written again: changes are saved and answered again",
-			zap.String("file", path), zap.Duration("failing_for", time.Since(h.since)),
+		logger.Info(recovered, zap.String("file", path), zap.Duration("failing_for", time.Since(h.since)),
 			zap.Int64("failed_writes", h.failed))
 	}
 }

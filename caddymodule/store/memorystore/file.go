@@ -1,6 +1,7 @@
 package memorystore
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -162,6 +163,17 @@ func setAside(path, reason string) (string, error) {
 	return to, nil
 }
 
+// setJournalAside moves the journal of the persist file that was at path,
+// if it has one, beside the file now at to: to + "-journal".
+func setJournalAside(path, to string) error {
+	err := os.Rename(journalPath(path), journalPath(to))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	syncDir(filepath.Dir(path))
+	return err
+}
+
 // syncDir makes a rename or a creation in dir durable.
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
@@ -184,9 +196,17 @@ func createFile(path, appID string) (*diskFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	var id [16]byte
+	if _, err := io.ReadFull(rand.Reader, id[:]); err != nil {
+		db.Close()
+		return nil, err
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
+			return err
+		}
+		if err := meta.Put(metaJournal, id[:]); err != nil {
 			return err
 		}
 		for k, v := range map[string]string{"magic": fileMagic, "version": strconv.Itoa(fileVersion), "app_id": appID} {
@@ -205,6 +225,20 @@ func createFile(path, appID string) (*diskFile, error) {
 		db.Close()
 		return nil, err
 	}
+	// A journal without its file (the file deleted by hand) is not
+	// this file's: set it aside rather than replay or overwrite it.
+	jp := journalPath(path)
+	if _, err := os.Lstat(jp); err == nil {
+		if _, err := setAside(jp, "orphan"); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	j, err := startJournal(path, db, id, 1, defaultRegionSize)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	syncDir(dir)
-	return &diskFile{db: db, path: path}, nil
+	return &diskFile{db: db, j: j, path: path}, nil
 }

@@ -36,6 +36,7 @@ func (s *sharedStore) housekeep() {
 			}
 		case <-s.trimKick:
 			s.trimToLimit()
+		case <-s.disk.foldKick:
 		case done := <-s.settleReq:
 			for _, sh := range s.shards {
 				sh.DeleteExpired()
@@ -44,10 +45,12 @@ func (s *sharedStore) housekeep() {
 			s.prevKeys.DeleteExpired()
 			s.trimToLimit()
 			s.disk.flush(s)
+			s.disk.fold(true)
 			close(done)
 			continue
 		}
 		s.disk.flush(s)
+		s.disk.fold(false)
 	}
 }
 

@@ -25,10 +25,17 @@ var errClosed = errors.New("memory store: closed (Caddy is stopping)")
 // that a login's write never waits long behind one.
 const flushChunk = 2048
 
-// diskFile is an open persist file.
+// diskFile is an open persist file and its journal.
 type diskFile struct {
 	db   *bolt.DB
+	j    *journal
 	path string
+}
+
+// close folds the journal into the file and closes both.
+func (f *diskFile) close() error {
+	err := f.j.foldAll(f.db)
+	return errors.Join(err, f.j.close(), f.db.Close())
 }
 
 // diskState is the store's persist file, if it has one, and the removals
@@ -39,7 +46,9 @@ type diskState struct {
 	f      *diskFile    // nil: nothing is persisted
 	closed bool         // the store is gone: a write is an error, not a no-op
 	on     atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
-	commit groupCommit  // the writes waiting for a transaction (commit.go)
+	foldKick chan struct{} // asks the housekeeper for a fold (journal.kick)
+
+	lastFold atomic.Int64 // when fold last ran, in Unix ns
 
 	flushMu   sync.Mutex // one flush at a time
 	qmu       sync.Mutex
@@ -48,7 +57,8 @@ type diskState struct {
 	qPrevKeys []string // openids whose previous key left memory
 	flushing  []string // the session keys a flush has taken and not written yet
 
-	health diskHealth // failing or not, for the log (diskhealth.go)
+	health     diskHealth // writes failing or not, for the log (diskhealth.go)
+	foldHealth diskHealth // folds failing or not
 }
 
 // path is the file persisted to, or "".
@@ -75,7 +85,7 @@ func (d *diskState) write(fn func(*diskWriter) error) error {
 	if d.f == nil {
 		return nil
 	}
-	err := d.commit.update(d.f.db, func(tx *bolt.Tx) error { return fn(newDiskWriter(d.s, tx)) })
+	err := d.f.j.write(d.s, d.f.db, fn)
 	if err != nil {
 		d.noteWrite(d.f.path, err)
 		return fmt.Errorf("memory store: writing %s: %w", d.f.path, err)
@@ -92,6 +102,10 @@ func (d *diskState) swap(f *diskFile) *diskFile {
 	old := d.f
 	d.f = f
 	d.on.Store(f != nil)
+	if f != nil {
+		f.j.kick = d.kickFold
+		d.lastFold.Store(time.Now().UnixNano())
+	}
 	return old
 }
 
@@ -173,8 +187,7 @@ func (d *diskState) flush(s *sharedStore) {
 			d.mu.RUnlock()
 			return
 		}
-		err := f.db.Update(func(tx *bolt.Tx) error {
-			w := newDiskWriter(s, tx)
+		err := f.j.write(s, f.db, func(w *diskWriter) error {
 			var errs []error
 			for _, k := range sessions[:ns] {
 				errs = append(errs, w.sessionAt([]byte(k)))
@@ -217,8 +230,40 @@ func (d *diskState) close(s *sharedStore) error {
 	if f == nil {
 		return nil
 	}
-	if err := f.db.Close(); err != nil {
+	if err := f.close(); err != nil {
 		return fmt.Errorf("memory store: closing %s: %v", f.path, err)
 	}
 	return nil
+}
+
+// kickFold asks the housekeeper for a fold now.
+func (d *diskState) kickFold() {
+	select {
+	case d.foldKick <- struct{}{}:
+	default: // already asked
+	}
+}
+
+// foldEvery is how often records are folded from the journal into the
+// keyed buckets when nothing asks sooner: the longer, the more changes
+// share each page bbolt writes.
+const foldEvery = 2 * time.Second
+
+// fold brings the persist file up to date with its journal, if that is
+// due (now: every region), and logs a transition of the folds' health.
+func (d *diskState) fold(now bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	f := d.f
+	if f == nil || !f.j.due() || !now && time.Since(time.Unix(0, d.lastFold.Load())) < foldEvery && !f.j.pressed() {
+		return
+	}
+	var err error
+	if now {
+		err = f.j.foldAll(f.db)
+	} else {
+		err = f.j.fold(f.db)
+	}
+	d.lastFold.Store(time.Now().UnixNano())
+	d.noteFold(f.path, err)
 }

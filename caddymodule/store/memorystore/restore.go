@@ -39,8 +39,34 @@ func (s *sharedStore) openAtStart(path string) error {
 		if err == nil {
 			t0 := time.Now()
 			var restored int
-			if restored, err = s.load(f); err == nil {
-				s.disk.swap(&diskFile{db: f, path: path})
+			var unfolded unfoldedJournal
+			var aside string
+			unfolded, aside, err = readUnfolded(path, f)
+			if aside != "" {
+				logger.Warn("a journal of another persist file was set aside", zap.String("moved_to", aside))
+			}
+			if err == nil {
+				restored, err = s.load(f)
+			}
+			if err == nil && len(unfolded.payloads) > 0 {
+				// What a crash left in the journal goes into the file,
+				// once the file has shown it is sound (a damaged file
+				// is set aside as it was), and the file is loaded again.
+				s.resetMemory()
+				if err = unfolded.replay(f); err == nil {
+					restored, err = s.load(f)
+				}
+			}
+			if err == nil {
+				j, err := startJournal(path, f, unfolded.id, unfolded.next, defaultRegionSize)
+				if err != nil {
+					// The file is good: a start that cannot write (a
+					// full disk) fails rather than set it aside.
+					f.Close()
+					s.resetMemory()
+					return fmt.Errorf("memory store: persist file %s: starting its journal: %w", path, err)
+				}
+				s.disk.swap(&diskFile{db: f, j: j, path: path})
 				logger.Info("restored sessions", zap.Int("sessions", restored), zap.Duration("took", time.Since(t0)))
 				return nil
 			}
@@ -68,6 +94,11 @@ func (s *sharedStore) replaceFile(path string, present bool, reason string, logA
 			return nil, fmt.Errorf("memory store: setting %s aside: %v", path, err)
 		}
 		logAside(to)
+		// Its journal goes with it, beside it: its changes are that
+		// file's, never the new one's.
+		if err := setJournalAside(path, to); err != nil {
+			return nil, fmt.Errorf("memory store: setting the journal of %s aside: %v", path, err)
+		}
 	}
 	nf, err := createFile(path, s.appID)
 	if err != nil {
@@ -78,7 +109,7 @@ func (s *sharedStore) replaceFile(path string, present bool, reason string, logA
 	old := s.disk.swap(nf)
 	if err := s.dump(nf); err != nil {
 		s.disk.swap(old)
-		nf.db.Close() // (releases its lock)
+		nf.close() // (releases its lock)
 		return nil, fmt.Errorf("memory store: writing persist file %s: %v", path, err)
 	}
 	return old, nil
@@ -320,10 +351,13 @@ func (s *sharedStore) usePersist(path string) error {
 		logger.Info("persisting sessions", zap.String("file", path), zap.Int("sessions", n), zap.Duration("took", time.Since(t0)))
 	}
 	if old != nil {
-		if err := old.db.Close(); err != nil {
+		if err := old.close(); err != nil {
 			logger.Error("closing the persist file", zap.String("file", old.path), zap.Error(err))
 		}
 		to, err := setAside(old.path, "unused")
+		if err == nil {
+			err = setJournalAside(old.path, to)
+		}
 		if err != nil {
 			logger.Error("setting the persist file no longer used aside", zap.String("file", old.path), zap.Error(err))
 		} else {

@@ -116,6 +116,7 @@ func newSharedStore(appID string, maxSessions int, logger *zap.Logger) *sharedSt
 		done:      make(chan struct{}),
 	}
 	s.disk.s = s
+	s.disk.foldKick = make(chan struct{}, 1)
 	s.maxSessions.Store(int64(maxSessions))
 	s.logger.Store(logger)
 	s.setShards(nil)

@@ -1,7 +1,6 @@
 package memorystore
 
 import (
-	"bytes"
 	"errors"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,40 +10,39 @@ import (
 
 // Writes follow one rule: a write puts on disk what memory holds for a key
 // at the moment of the write (or deletes the key when memory has none),
-// inside bbolt's write transaction. Transactions run one at a time, so
-// whatever order two changes reach the disk in, the last one written
-// reads the newest state: the file never keeps a state that memory has
-// left behind. That makes every write idempotent (bbolt may run a batched
-// function twice) and lets removals that need no answer (expiry, the
-// session limit, a user's last session gone) be queued and written in the
-// background without racing a login of the same user.
+// under the journal's lock (or inside bbolt's write transaction). Writes
+// are made one at a time, so whatever order two changes reach the disk
+// in, the last one written reads the newest state: the file never keeps a
+// state that memory has left behind. That makes every write idempotent
+// and lets removals that need no answer (expiry, the session limit, a
+// user's last session gone) be queued and written in the background
+// without racing a login of the same user.
 //
 // The writer reads memory only through the store's read methods
 // (memview.go), never its fields.
 
-// diskWriter writes records inside one transaction, each the projection of
-// what memory holds now for its key.
+// diskWriter writes records, each the projection of what memory holds now
+// for its key, to a sink: the journal (every change, journal.go) or a
+// bbolt transaction (the dump of a new file, the fold).
 //
 // bbolt keeps the key and value given to Put until the transaction
-// commits, so each Put gets slices of its own.
+// commits, so each put gets slices of its own.
 type diskWriter struct {
-	mem                       memView
-	sessions, users, prevKeys *bolt.Bucket
+	mem  memView
+	sink diskSink
 }
 
 func newDiskWriter(s *sharedStore, tx *bolt.Tx) *diskWriter {
-	return &diskWriter{
-		mem:      s,
-		sessions: tx.Bucket(bucketSessions),
-		users:    tx.Bucket(bucketUsers),
-		prevKeys: tx.Bucket(bucketPrevKeys),
-	}
+	return &diskWriter{mem: s, sink: boltSink{tx}}
 }
 
-// bulk makes the buckets fill their pages (keys are written in order).
+// bulk makes the buckets of a bbolt sink fill their pages (keys are
+// written in order).
 func (w *diskWriter) bulk() {
-	for _, b := range []*bolt.Bucket{w.sessions, w.users, w.prevKeys} {
-		b.FillPercent = 0.95
+	if b, ok := w.sink.(boltSink); ok {
+		for _, name := range [][]byte{bucketSessions, bucketUsers, bucketPrevKeys} {
+			b.tx.Bucket(name).FillPercent = 0.95
+		}
 	}
 }
 
@@ -61,14 +59,15 @@ func (w *diskWriter) sessionAt(k []byte) error {
 	}
 	owner, exp, live := w.mem.liveSession(th)
 	if !live || owner.openID() != string(u[1:]) { // gone, expired, revoked or now someone else's
-		return w.sessions.Delete(k)
+		return w.sink.del('s', k)
 	}
-	return w.sessions.Put(k, sessionValue(k, exp))
+	return w.sink.put('s', k, sessionValue(k, exp))
 }
 
 // user writes the record of openid as memory has it. When memory has none
 // (its last session gone, or revoked) the record goes, with its previous
-// key and its sessions that memory does not hold as live.
+// key and all its sessions: memory holds none of them live, and a login
+// made after this write is written after it.
 func (w *diskWriter) user(openid string) error {
 	_, err := w.userRecord(openid)
 	return err
@@ -79,12 +78,12 @@ func (w *diskWriter) userRecord(openid string) (bool, error) {
 	p := w.mem.userOf(openid)
 	k := userKey(openid)
 	if p == nil {
-		if err := w.users.Delete(k); err != nil {
+		if err := w.sink.del('u', k); err != nil {
 			return false, err
 		}
-		return false, errors.Join(w.deadSessions(openid), w.prevKey(openid))
+		return false, errors.Join(w.sink.delSessions(k), w.prevKey(openid))
 	}
-	return true, w.users.Put(k, userValue(k, p))
+	return true, w.sink.put('u', k, userValue(k, p))
 }
 
 // revoked writes a revoke of openid: its record as memory has it (gone, or
@@ -99,21 +98,20 @@ func (w *diskWriter) revoked(openid string) error {
 
 // deadSessions deletes every session of openid that memory does not hold
 // as live: after a revoke, all it had; a login made after the revoke
-// stays.
+// stays. (Only a revoke that a login of the same user raced comes here,
+// so the journal may read all it holds to find them.)
 func (w *diskWriter) deadSessions(openid string) error {
-	k := userKey(openid)
-	var dead [][]byte
-	c := w.sessions.Cursor()
-	for sk, _ := c.Seek(k); sk != nil && bytes.HasPrefix(sk, k); sk, _ = c.Next() {
+	keys, err := w.sink.sessionsUnder(userKey(openid))
+	if err != nil {
+		return err
+	}
+	for _, sk := range keys {
 		if _, th, ok := splitSessionKey(sk); ok {
 			if owner, _, live := w.mem.liveSession(th); live && owner.openID() == openid {
 				continue
 			}
 		}
-		dead = append(dead, bytes.Clone(sk))
-	}
-	for _, sk := range dead {
-		if err := w.sessions.Delete(sk); err != nil {
+		if err := w.sink.del('s', sk); err != nil {
 			return err
 		}
 	}
@@ -126,7 +124,7 @@ func (w *diskWriter) prevKey(openid string) error {
 	k := userKey(openid)
 	key, exp, ok := w.mem.prevKeyOf(openid)
 	if !ok {
-		return w.prevKeys.Delete(k)
+		return w.sink.del('p', k)
 	}
-	return w.prevKeys.Put(k, prevKeyValue(k, key, exp))
+	return w.sink.put('p', k, prevKeyValue(k, key, exp))
 }

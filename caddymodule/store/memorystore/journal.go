@@ -1,0 +1,372 @@
+package memorystore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The journal: every change that must be on disk before it is answered is
+// appended to it as one record, and answered once a single fdatasync
+// covers it. The keyed buckets of the persist file (format.go) are brought
+// up to date from the journal in the background (fold.go), many changes
+// per bbolt transaction, and at every start before the file is loaded.
+//
+// Why: bbolt writes 2-3 random pages per login and syncs twice per
+// transaction, and on this kind of disk each sync costs some 70 µs of the
+// caller's CPU whatever it carries; a login storm was bound by them. Here
+// a login costs one small write and its share of one sync per group.
+//
+// The file, at the persist path + "-journal", is made at its full size and
+// filled with zeros when created, so that a write never allocates a block
+// and its fdatasync flushes data only (no inode change to commit):
+//
+//	0     header of region 0 (journalHeaderSize bytes)
+//	4096  header of region 1
+//	8192  region 0 (regionSize bytes), then region 1
+//
+// Records are appended to one region (the active one) while the other is
+// folded into bbolt and then free for reuse. A header names its
+// journal's id (also kept in bbolt's meta bucket: a journal left beside
+// another persist file is never replayed into it) and a generation, which
+// grows with every switch of regions; bbolt's meta records the last
+// generation folded. A record is
+//
+//	u32 length of the payload (journalVoid bit: nothing to replay)
+//	u32 CRC-32C of the generation and the payload
+//	u64 generation of its region
+//	payload: the changes (journalops.go)
+//
+// and a region's records end at the first one whose length is zero or too
+// long, whose CRC fails or whose generation is not the region's: the zeros
+// of a new file, the records of an older generation in a reused region,
+// or a record torn by a crash (never answered: its sync did not return).
+
+const (
+	journalHeaderSize = 4096
+	journalMagic      = "cwa journal\n"
+	journalVersion    = 1
+	recordHeaderSize  = 16
+	journalVoid       = 1 << 31
+
+	// defaultRegionSize holds about 16,000 logins: seconds of a storm,
+	// folded long before it fills.
+	defaultRegionSize = 4 << 20
+)
+
+var errJournalFull = errors.New("the journal is full: its changes cannot be folded into the persist file (disk full?)")
+
+// journalPath is where the journal of the persist file at path lives.
+func journalPath(path string) string { return path + "-journal" }
+
+// journalRegion is one of the two halves of the journal.
+type journalRegion struct {
+	index   int
+	gen     uint64
+	base    int64  // the LSN (journal bytes appended since open) of buf[0]
+	buf     []byte // the records appended, a copy of what is (or will be) on disk
+	written int    // the bytes of buf written to the file
+	header  []byte // a header waiting to be written; nil when it is
+	free    bool   // holds nothing that bbolt lacks: it may be reused
+}
+
+// syncRound is one write and fdatasync covering the records appended
+// before it started.
+type syncRound struct {
+	target int64 // the LSN it makes durable; set when it starts writing
+	done   chan struct{}
+	err    error
+}
+
+// journal is an open journal file.
+type journal struct {
+	f          *os.File
+	path       string
+	id         [16]byte
+	regionSize int
+
+	mu       sync.Mutex
+	regions  [2]*journalRegion
+	active   int   // the region records are appended to
+	frozen   int   // the region waiting for its fold, or -1
+	appended int64 // the LSN past the last record
+	synced   int64 // the LSN up to which everything is on disk
+	round    *syncRound
+	records  int64 // records appended
+	// roundRecords is records when the last round started; busy is set
+	// when that round carried more than one: a storm, in which the next
+	// round's leader waits a little for more.
+	roundRecords int64
+	busy         bool
+	scratch      []byte // a record being encoded (held under mu)
+
+	foldMu sync.Mutex // one fold at a time (fold.go)
+	kick   func()     // asks for a fold soon: the active region is half full
+
+	syncs, calls atomic.Int64 // rounds and records, for the benchmarks
+}
+
+// regionOffset is where region r's records start in the file.
+func (j *journal) regionOffset(r int) int64 {
+	return 2*journalHeaderSize + int64(r)*int64(j.regionSize)
+}
+
+// encodeHeader is the header of region r at generation gen.
+func encodeHeader(id [16]byte, r int, gen uint64) []byte {
+	h := make([]byte, 0, 48)
+	h = append(h, journalMagic...)
+	h = binary.BigEndian.AppendUint32(h, journalVersion)
+	h = append(h, id[:]...)
+	h = binary.BigEndian.AppendUint64(h, gen)
+	h = binary.BigEndian.AppendUint32(h, uint32(r))
+	return binary.BigEndian.AppendUint32(h, crc32.Checksum(h, crcTable))
+}
+
+// decodeHeader reads the header of region r; ok is false for anything
+// but a header of journal id.
+func decodeHeader(b []byte, id [16]byte, r int) (gen uint64, ok bool) {
+	if len(b) < 48 || string(b[:12]) != journalMagic ||
+		binary.BigEndian.Uint32(b[44:]) != crc32.Checksum(b[:44], crcTable) ||
+		binary.BigEndian.Uint32(b[12:]) != journalVersion || [16]byte(b[16:32]) != id ||
+		binary.BigEndian.Uint32(b[40:]) != uint32(r) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[32:]), true
+}
+
+// createJournal makes a new journal at path, of two regions of size
+// bytes, zero-filled and synced, its region 0 active at generation gen.
+// It is written beside and renamed into place, so that a crash leaves
+// either the old journal or the new one.
+func createJournal(path string, id [16]byte, size int, gen uint64) (*journal, error) {
+	tmp := path + ".new"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	j := &journal{f: f, path: path, id: id, regionSize: size, frozen: -1}
+	fail := func(err error) (*journal, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	zeros := make([]byte, 1<<20)
+	for off, end := int64(0), j.regionOffset(2); off < end; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), end-off)], off); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := f.WriteAt(encodeHeader(id, 0, gen), 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	f.Close()
+	syncDir(filepath.Dir(path))
+	// Opened again under its name, for the errors that name it.
+	if j.f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
+		return nil, err
+	}
+	for r := range j.regions {
+		j.regions[r] = &journalRegion{index: r, buf: make([]byte, 0, size), free: r == 1}
+	}
+	j.regions[0].gen = gen
+	return j, nil
+}
+
+// append adds one record, payload, to the active region, switching
+// regions when it is full and the other is free, and returns the LSN past
+// it. The caller holds j.mu.
+func (j *journal) append(payload []byte) (int64, error) {
+	n := recordHeaderSize + len(payload)
+	if n > j.regionSize {
+		return 0, fmt.Errorf("a change of %d bytes does not fit in the journal", n)
+	}
+	a := j.regions[j.active]
+	if len(a.buf)+n > j.regionSize {
+		if !j.switchRegions() {
+			return 0, errJournalFull
+		}
+		a = j.regions[j.active]
+	}
+	a.buf = appendRecord(a.buf, a.gen, payload, 0)
+	j.appended += int64(n)
+	j.records++
+	j.calls.Add(1)
+	return j.appended, nil
+}
+
+// pressed reports whether a fold should come before its time: a region
+// waits for one, or the active region is a quarter full.
+func (j *journal) pressed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.frozen >= 0 || len(j.regions[j.active].buf) > j.regionSize/4
+}
+
+// appendRecord appends a record of generation gen to b.
+func appendRecord(b []byte, gen uint64, payload []byte, flags uint32) []byte {
+	var g [8]byte
+	binary.BigEndian.PutUint64(g[:], gen)
+	crc := crc32.Update(crc32.Update(0, crcTable, g[:]), crcTable, payload)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload))|flags)
+	b = binary.BigEndian.AppendUint32(b, crc)
+	b = append(b, g[:]...)
+	return append(b, payload...)
+}
+
+// switchRegions makes the other region active, if it is free, and the
+// active one frozen (waiting for its fold). The caller holds j.mu.
+func (j *journal) switchRegions() bool {
+	o := j.regions[1-j.active]
+	if !o.free || j.frozen >= 0 {
+		return false
+	}
+	cur := j.regions[j.active]
+	o.gen = cur.gen + 1
+	o.base = j.appended
+	o.buf, o.written, o.free = o.buf[:0], 0, false
+	o.header = encodeHeader(j.id, o.index, o.gen)
+	j.frozen, j.active = cur.index, o.index
+	return true
+}
+
+// sync returns once everything up to lsn is on disk, leading a round of
+// writing and fdatasync if none in progress covers it.
+func (j *journal) sync(lsn int64) error {
+	for {
+		j.mu.Lock()
+		if j.synced >= lsn {
+			j.mu.Unlock()
+			return nil
+		}
+		if r := j.round; r != nil {
+			j.mu.Unlock()
+			<-r.done
+			if r.err != nil && r.target >= lsn {
+				return r.err
+			}
+			continue // covered, or the next round's to lead
+		}
+		r := &syncRound{done: make(chan struct{})}
+		j.round = r
+		gather := j.busy
+		j.mu.Unlock()
+		j.lead(r, gather)
+		if r.err != nil && r.target >= lsn {
+			return r.err
+		}
+	}
+}
+
+// gatherWait is how long the leader of a round waits for more records
+// when the rounds before carried several: under a storm, the sync that
+// costs the same CPU whatever it carries then carries twice or three
+// times more. A lone change never waits.
+const gatherWait = 500 * time.Microsecond
+
+// lead runs round r: it writes every byte appended and not yet written
+// (both regions', and a new region's header), then one fdatasync.
+func (j *journal) lead(r *syncRound, gather bool) {
+	if gather {
+		time.Sleep(gatherWait)
+	}
+	type span struct {
+		b   []byte
+		off int64
+	}
+	// What each region had when the round started: a region switched
+	// meanwhile (a new generation) is not this round's to mark.
+	type mark struct {
+		gen    uint64
+		end    int
+		header bool
+	}
+	j.mu.Lock()
+	var spans []span
+	var marks [2]mark
+	for i, g := range j.regions {
+		marks[i] = mark{g.gen, len(g.buf), g.header != nil}
+		if g.header != nil {
+			spans = append(spans, span{g.header, int64(g.index) * journalHeaderSize})
+		}
+		if len(g.buf) > g.written {
+			spans = append(spans, span{g.buf[g.written:], j.regionOffset(g.index) + int64(g.written)})
+		}
+	}
+	r.target = j.appended
+	j.busy = j.records-j.roundRecords > 1
+	j.roundRecords = j.records
+	j.mu.Unlock()
+
+	var err error
+	for _, s := range spans {
+		if _, err = j.f.WriteAt(s.b, s.off); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = fdatasync(j.f, j.path)
+	}
+	j.syncs.Add(1)
+
+	j.mu.Lock()
+	for i, g := range j.regions {
+		m := marks[i]
+		switch {
+		case g.gen != m.gen:
+		case err == nil:
+			g.written = max(g.written, m.end)
+			if m.header {
+				g.header = nil
+			}
+		case m.end > g.written:
+			// Whoever waits for these records is told they failed.
+			// They must not reach the disk later, with the next round
+			// that succeeds: the change was answered as not made, and
+			// its caller may have undone it in memory. So what they
+			// are becomes one void record, written in their place.
+			voidSpan(g, g.written, m.end)
+		}
+	}
+	if err == nil {
+		j.synced = max(j.synced, r.target)
+	}
+	j.round = nil
+	r.err = err
+	j.mu.Unlock()
+	close(r.done)
+}
+
+// voidSpan turns the records in g.buf[from:to] into one void record of
+// the same length. The caller holds j.mu.
+func voidSpan(g *journalRegion, from, to int) {
+	payload := make([]byte, to-from-recordHeaderSize)
+	rec := appendRecord(make([]byte, 0, to-from), g.gen, payload, journalVoid)
+	copy(g.buf[from:to], rec)
+}
+
+// fdatasync flushes f's data, not its times (the journal never changes
+// size, so nothing else needs committing).
+func fdatasync(f *os.File, path string) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: path, Err: err}
+			}
+			return nil
+		}
+	}
+}
