@@ -18,6 +18,8 @@ import (
 //	meta      "magic"   fileMagic
 //	          "version" fileVersion, in decimal
 //	          "app_id"  the app it belongs to
+//	          "journal" the id of its journal (16 bytes, journal.go)
+//	          "folded"  the last generation of the journal folded in
 //	users     U → crc, 3 lengths, session key, unionid, phone, country code
 //	sessions  U + token hash (32 bytes) → crc, expiry (unix ns)
 //	prevkeys  U → crc, expiry (unix ns), previous session key
@@ -27,6 +29,9 @@ import (
 // damaged page is noticed at load rather than restored. Login results are
 // not kept: they are worth minutes, and a client that retries across a
 // restart just logs in again.
+//
+// Changes reach these buckets through the journal (journal.go, fold.go):
+// a start replays what the last run left unfolded before it loads.
 //
 // Loading walks users and sessions side by side, both in U order: no
 // look-up per session. A revoke deletes the user's record and sessions in

@@ -10,9 +10,34 @@ import (
 // the persist file, and Count) within this.
 const sweepRound = time.Minute
 
-// start runs the housekeeper: the store's only background goroutine,
-// ended by Destruct.
-func (s *sharedStore) start() { go s.housekeep() }
+// start runs the store's two background goroutines, the housekeeper and
+// the folder, ended by Destruct.
+func (s *sharedStore) start() {
+	go s.housekeep()
+	go s.folder()
+}
+
+// foldTick is how often the folder looks whether a fold is due.
+const foldTick = 250 * time.Millisecond
+
+// folder folds the journal into the persist file every foldEvery, or
+// sooner when a write finds the journal filling (kickFold). It runs
+// beside the housekeeper, so that a long sweep or trim never lets the
+// journal fill up under a storm of logins.
+func (s *sharedStore) folder() {
+	defer close(s.foldDone)
+	t := time.NewTicker(foldTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.disk.foldKick:
+		}
+		s.disk.fold(false)
+	}
+}
 
 // housekeep sweeps one shard per tick, so that a round of all of them
 // takes sweepRound, and enforces the session limit when a login asks.
@@ -36,7 +61,6 @@ func (s *sharedStore) housekeep() {
 			}
 		case <-s.trimKick:
 			s.trimToLimit()
-		case <-s.disk.foldKick:
 		case done := <-s.settleReq:
 			for _, sh := range s.shards {
 				sh.DeleteExpired()
@@ -50,7 +74,6 @@ func (s *sharedStore) housekeep() {
 			continue
 		}
 		s.disk.flush(s)
-		s.disk.fold(false)
 	}
 }
 

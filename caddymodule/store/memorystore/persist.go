@@ -14,15 +14,17 @@ import (
 )
 
 // The persist file as the store sees it: which file (swap), the write
-// that each change makes before it is answered (write), and the queue of
-// removals that need no answer, written in the background (flush). What a
-// write puts on disk is decided in writer.go; the bytes are format.go's.
+// that each change makes to its journal before it is answered (write),
+// the queue of removals that need no answer, written in the background
+// (flush), and the fold of the journal into the file (fold). What a write
+// puts on disk is decided in writer.go; the bytes are format.go's and
+// journal.go's.
 
 // errClosed answers a change made after the store was let go.
 var errClosed = errors.New("memory store: closed (Caddy is stopping)")
 
-// flushChunk bounds the removals written per background transaction, so
-// that a login's write never waits long behind one.
+// flushChunk bounds the removals written per background record, so that
+// a login's write never waits long behind one.
 const flushChunk = 2048
 
 // diskFile is an open persist file and its journal.
@@ -41,11 +43,11 @@ func (f *diskFile) close() error {
 // diskState is the store's persist file, if it has one, and the removals
 // waiting to be written to it.
 type diskState struct {
-	s      *sharedStore
-	mu     sync.RWMutex // read-held by every write in flight; write-held to change f
-	f      *diskFile    // nil: nothing is persisted
-	closed bool         // the store is gone: a write is an error, not a no-op
-	on     atomic.Bool  // f != nil, read by the OnEvicted hooks without mu
+	s        *sharedStore
+	mu       sync.RWMutex  // read-held by every write in flight; write-held to change f
+	f        *diskFile     // nil: nothing is persisted
+	closed   bool          // the store is gone: a write is an error, not a no-op
+	on       atomic.Bool   // f != nil, read by the OnEvicted hooks without mu
 	foldKick chan struct{} // asks the housekeeper for a fold (journal.kick)
 
 	lastFold atomic.Int64 // when fold last ran, in Unix ns

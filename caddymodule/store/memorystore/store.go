@@ -50,21 +50,24 @@ const numShards = 256
 //  3. revoking: read-held by RevokeUser across its disk write; DeleteSession
 //     takes it alone, to wait for the revokes still writing.
 //  4. disk.flushMu: held by flush across all its chunks, rests included.
-//  5. disk.mu: read-held by each write and each flush chunk for its bbolt
-//     transaction, write-held by swap and close (which so wait for the
-//     writes in flight to the file they take away).
-//  6. disk.commit.mu: the group commit's queue (commit.go), held only to
-//     queue or take calls (nothing is taken under it, and it is never
-//     held across a transaction).
-//  7. bbolt's own: the file's flock (other processes; openBolt gives up
-//     after lockWait), then the one write transaction at a time. The disk
-//     writer runs inside the transaction and reads memory there
-//     (memview.go), so mu and go-cache's are taken under it.
+//  5. disk.mu: read-held by each write, each flush chunk and each fold,
+//     write-held by swap and close (which so wait for the writes in
+//     flight to the file they take away).
+//  6. the journal's foldMu (fold.go): one fold at a time; held across
+//     the fold's bbolt transaction, never by a write.
+//  7. the journal's mu (journal.go): held by each write while the disk
+//     writer reads memory and its record is appended, so that records
+//     are in the order of the memory they read (mu and go-cache's are
+//     taken under it); and briefly by a sync round and a fold. Never
+//     held across a write to the file, an fdatasync or a transaction.
+//     Then bbolt's own: the file's flock (other processes; openBolt
+//     gives up after lockWait), and the one write transaction at a time
+//     (a fold, a dump).
 //  8. mu: held by CreateSession, BindPhone and RevokeUser only for the
 //     change in memory, released before their disk write (a login never
 //     waits for the disk with mu held); by the OnEvicted hooks, Count
 //     and the trim's estimate with none held; by the read methods of
-//     memview.go inside bbolt's transaction.
+//     memview.go under the journal's lock (or in a dump's transaction).
 //  9. go-cache's: a shard's, prevKeys', results' (each its own).
 //     CreateSession sets a shard and the previous key with mu held,
 //     RevokeUser deletes the previous key with it. go-cache runs
@@ -99,7 +102,8 @@ type sharedStore struct {
 	trimKick  chan struct{}      // asks the housekeeper to enforce maxSessions
 	settleReq chan chan struct{} // asks it for a full round now (tests)
 	stop      chan struct{}
-	done      chan struct{}
+	done      chan struct{} // the housekeeper has returned
+	foldDone  chan struct{} // the folder has returned
 }
 
 // newSharedStore makes an empty store. The caller loads a persist file
@@ -114,6 +118,7 @@ func newSharedStore(appID string, maxSessions int, logger *zap.Logger) *sharedSt
 		settleReq: make(chan chan struct{}),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		foldDone:  make(chan struct{}),
 	}
 	s.disk.s = s
 	s.disk.foldKick = make(chan struct{}, 1)
@@ -152,6 +157,7 @@ func (s *sharedStore) shard(th *store.TokenHash) *cache.Cache { return s.shards[
 func (s *sharedStore) Destruct() error {
 	close(s.stop)
 	<-s.done
+	<-s.foldDone
 	return s.disk.close(s)
 }
 
