@@ -282,3 +282,38 @@ func fileKeysUnfolded(t *testing.T, s *sharedStore) int {
 	}
 	return n
 }
+
+// A revoke whose write comes after a login of the same user (the login's
+// change in memory came after the revoke's, its record before) deletes
+// every session of the user that memory does not hold live, folded or
+// still in the journal, and keeps the new login's.
+func TestJournalRevokeRacedByLogin(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.db")
+	app := storetest.AppID(t, "")
+	cfg := func() *MemoryStore { return &MemoryStore{Persist: file} }
+	s, stop := openMemory(t, cfg(), app, nil)
+	s.disk.lastFold.Store(time.Now().Add(time.Hour).UnixNano()) // (no fold by the folder)
+	folded, unfolded, raced := storetest.Hash("folded"), storetest.Hash("unfolded"), storetest.Hash("raced")
+	u := store.User{OpenID: "o-race", SessionKey: "k"}
+	storetest.MustCreate(t, s, folded, u, time.Hour)
+	s.disk.fold(true)
+	storetest.MustCreate(t, s, unfolded, u, time.Hour)
+	// The revoke's change in memory (RevokeUser's first half)...
+	s.mu.Lock()
+	rec := s.users[u.OpenID]
+	delete(s.users, u.OpenID)
+	rec.u.Store(nil)
+	s.revoked += int(rec.n)
+	s.mu.Unlock()
+	// ...a login of the user, written at once...
+	storetest.MustCreate(t, s, raced, u, time.Hour)
+	// ...and the revoke's write (its second half), after it.
+	if err := s.disk.write(func(w *diskWriter) error { return w.revoked(u.OpenID) }); err != nil {
+		t.Fatal(err)
+	}
+	crash(s, stop)
+	s, _ = openMemory(t, cfg(), app, nil)
+	storetest.MustLookup(t, s, raced)
+	storetest.WantNotFound(t, s, folded)
+	storetest.WantNotFound(t, s, unfolded)
+}
