@@ -134,14 +134,20 @@ func openBolt(path string, readOnly bool) (db *bolt.DB, err error) {
 // safeView runs fn in a read transaction, turning a panic (bbolt meeting a
 // damaged page) or a memory fault (a page beyond the end of a truncated
 // file) into an error.
-func safeView(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
+func safeView(db *bolt.DB, fn func(*bolt.Tx) error) error { return safely(db.View, fn) }
+
+// safeUpdate is safeView for a write transaction (the replay of a journal
+// into a file that may be damaged).
+func safeUpdate(db *bolt.DB, fn func(*bolt.Tx) error) error { return safely(db.Update, fn) }
+
+func safely(run func(func(*bolt.Tx) error) error, fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("damaged: %v", r)
 		}
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	return db.View(fn)
+	return run(fn)
 }
 
 // setAside renames the file at path out of the way, next to it, and

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -208,18 +207,6 @@ func startJournal(path string, db *bolt.DB, id [16]byte, gen uint64, regionSize 
 		return nil, err
 	}
 	return createJournal(journalPath(path), id, regionSize, gen)
-}
-
-// safeUpdate is db.Update, turning a panic (bbolt meeting a damaged page)
-// or a memory fault into an error, as safeView does.
-func safeUpdate(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("damaged: %v", r)
-		}
-	}()
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	return db.Update(fn)
 }
 
 // readJournal returns the payloads of the records in the journal at jp

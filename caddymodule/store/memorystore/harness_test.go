@@ -105,6 +105,13 @@ func crash(s *sharedStore, cleanup func()) {
 func fileKeys(t *testing.T, s *sharedStore, bucket []byte) int {
 	t.Helper()
 	s.disk.fold(true)
+	return fileKeysUnfolded(t, s, bucket)
+}
+
+// fileKeysUnfolded counts the records of a bucket of the store's open
+// file as it is, without the changes still in its journal.
+func fileKeysUnfolded(t *testing.T, s *sharedStore, bucket []byte) int {
+	t.Helper()
 	s.disk.mu.RLock()
 	defer s.disk.mu.RUnlock()
 	n := 0

@@ -258,7 +258,7 @@ func TestJournalReplayedAtStart(t *testing.T) {
 	if err := s.DeleteSession(t.Context(), out); err != nil {
 		t.Fatal(err)
 	}
-	if n := fileKeysUnfolded(t, s); n != 0 {
+	if n := fileKeysUnfolded(t, s, bucketSessions); n != 0 {
 		t.Fatalf("%d sessions already folded into the file, want none (the test needs them in the journal)", n)
 	}
 	crash(s, stop)
@@ -266,21 +266,6 @@ func TestJournalReplayedAtStart(t *testing.T) {
 	storetest.MustLookup(t, s, kept)
 	storetest.WantNotFound(t, s, out)
 	wantCount(t, s, 1)
-}
-
-// fileKeysUnfolded counts the sessions in bbolt without folding first.
-func fileKeysUnfolded(t *testing.T, s *sharedStore) int {
-	t.Helper()
-	s.disk.mu.RLock()
-	defer s.disk.mu.RUnlock()
-	n := 0
-	if err := s.disk.f.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketSessions).Stats().KeyN
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // A revoke whose write comes after a login of the same user (the login's
