@@ -108,7 +108,7 @@ type journal struct {
 	scratch      []byte // a record being encoded (held under mu)
 
 	foldMu sync.Mutex // one fold at a time (fold.go)
-	kick   func()     // asks for a fold soon: the active region is half full
+	kick   func()     // asks for a fold soon: the active region is a quarter full
 
 	syncs, calls atomic.Int64 // rounds and records, for the benchmarks
 }

@@ -302,3 +302,51 @@ func TestJournalRevokeRacedByLogin(t *testing.T) {
 	storetest.WantNotFound(t, s, folded)
 	storetest.WantNotFound(t, s, unfolded)
 }
+
+// While folds fail (the persist file cannot grow: a full disk), changes
+// go on into the journal's room and are answered; once both regions are
+// taken, a change is refused with errJournalFull, and none is lost. When
+// a fold succeeds again, changes are answered again.
+func TestJournalFullWhileFoldsFail(t *testing.T) {
+	f := testJournal(t, filepath.Join(t.TempDir(), "j.db"), 8<<10)
+	defer f.close()
+	roPath := filepath.Join(t.TempDir(), "ro.db")
+	ro, err := bolt.Open(roPath, 0o600, nil) // (an empty file, then read-only)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	if ro, err = bolt.Open(roPath, 0o600, &bolt.Options{ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	answered := 0
+	for ; ; answered++ {
+		err := putUser(f, fmt.Sprint("k", answered), "v")
+		if errors.Is(err, errJournalFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.j.fold(ro) == nil { // (a fold that cannot write)
+			t.Fatal("a fold into a read-only file succeeded")
+		}
+		if answered > 1000 {
+			t.Fatal("the journal never filled")
+		}
+	}
+	if answered < 50 {
+		t.Fatalf("only %d changes answered before the journal filled", answered)
+	}
+	if err := f.j.fold(f.db); err != nil {
+		t.Fatal(err)
+	}
+	if err := putUser(f, "after", "v"); err != nil {
+		t.Fatalf("a change once a fold succeeded: %v", err)
+	}
+	got := usersIn(t, crashCopy(t, f, t.TempDir()))
+	if len(got) != answered+1 || got["after"] != "v" || got[fmt.Sprint("k", answered-1)] != "v" {
+		t.Fatalf("after the crash: %d records, want %d", len(got), answered+1)
+	}
+}

@@ -257,7 +257,13 @@ func (d *diskState) fold(now bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	f := d.f
-	if f == nil || !f.j.due() || !now && time.Since(time.Unix(0, d.lastFold.Load())) < foldEvery && !f.j.pressed() {
+	if f == nil || !f.j.due() {
+		return
+	}
+	// Pressed, a fold comes before its time; but not after one that
+	// failed (a full disk): each try applies the whole region again.
+	if wait := time.Since(time.Unix(0, d.lastFold.Load())) < foldEvery; !now && wait &&
+		(d.foldHealth.down.Load() || !f.j.pressed()) {
 		return
 	}
 	var err error
