@@ -26,7 +26,8 @@
 # of building one. --profile N takes an N-second CPU profile of Caddy
 # (admin /debug/pprof/profile) during each site's first round, into
 # bench/out/run-<site>.pprof. Results: stdout, and bench/out/results.md,
-# bench/out/raw.tsv.
+# bench/out/raw.tsv. For the pass-through's cost without this host's noise,
+# count instructions instead: bash bench/instructions.sh.
 set -euo pipefail
 
 ROUNDS=5
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
 	--warmup) WARMUP=$2; shift 2 ;;
 	--caddy) CADDY=$2; shift 2 ;;
 	--profile) PROFILE=$2; shift 2 ;;
-	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
 	esac
 done

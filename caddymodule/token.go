@@ -56,20 +56,22 @@ func bearerToken(r *http.Request) (token string, present bool) {
 //
 // It runs on every authenticated request, so it reads a table instead of
 // testing ranges, and ORs into four accumulators: the loads do not wait on
-// one another, and a token costs no branch per byte.
+// one another, and a token costs no branch per byte. The loop is written
+// so that the compiler proves every index in range (i < tokenLength-3,
+// not i+3 < tokenLength, is the form it reads): a bounds check per byte
+// was half of what the function cost.
 func wellFormedToken(t string) bool {
 	if len(t) != tokenLength {
 		return false
 	}
 	var b0, b1, b2, b3 byte
-	i := 0
-	for ; i+4 <= tokenLength; i += 4 {
+	for i := 0; i < tokenLength-3; i += 4 {
 		b0 |= notTokenByte[t[i]]
 		b1 |= notTokenByte[t[i+1]]
 		b2 |= notTokenByte[t[i+2]]
 		b3 |= notTokenByte[t[i+3]]
 	}
-	for ; i < tokenLength; i++ {
+	for i := tokenLength &^ 3; i < tokenLength; i++ {
 		b0 |= notTokenByte[t[i]]
 	}
 	return b0|b1|b2|b3 == 0
