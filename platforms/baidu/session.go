@@ -67,8 +67,7 @@ func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error
 	if d := apicall.CheckCodeSize(code); d != "" {
 		return nil, newError(APICode2Session, ErrInvalidInput, d)
 	}
-	var status int
-	var data []byte
+	var s *Session
 	err := c.c.Call.Do(ctx, apicall.Request{
 		API:    APICode2Session,
 		Method: http.MethodPost,
@@ -78,17 +77,19 @@ func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error
 			"client_id": {c.c.AppID},
 			"sk":        {c.c.Secret},
 		},
-		// The answer is judged after the call: an error object comes
-		// at any HTTP status, and is not the observer's business.
-		Decode: func(st int, _ string, body []byte) error {
-			status, data = st, body
-			return nil
+		// Baidu's own reading of an answer (an error object comes at any
+		// HTTP status), made in the attempt so that the observer counts
+		// an error answer as the error it is.
+		Decode: func(status int, _ string, body []byte) error {
+			var err error
+			s, err = c.decodeSession(status, body)
+			return err
 		},
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return c.decodeSession(status, data)
+	return s, nil
 }
 
 // decodeSession turns one answer into a Session or an error. Baidu's

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,6 +119,38 @@ func TestCode2SessionRetryAndObserver(t *testing.T) {
 	login(t, c, "alice")
 	if calls.Load() != 2 || srv.Calls(baidutest.APICode2Session) != 1 {
 		t.Errorf("observer saw %d attempts, fake %d calls", calls.Load(), srv.Calls(baidutest.APICode2Session))
+	}
+}
+
+// The observer sees each attempt's real outcome: Baidu's error answers
+// (an error object at HTTP 200 or 400, an unusable body) are errors
+// there too, as they are to the caller, and are not retried.
+func TestCode2SessionObserverSeesErrors(t *testing.T) {
+	var mu sync.Mutex
+	var seen []error
+	srv, c := newPair(t, baidu.WithObserver(func(_ string, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, err)
+	}))
+	login(t, c, "alice")
+	srv.RespondNext(baidutest.APICode2Session, 1, 200, "application/json", `{"error":"invalid_grant","error_description":"expired"}`)
+	if _, err := c.Code2Session(ctx(t), "x1"); !baidu.IsInvalidCode(err) {
+		t.Fatalf("an error object at 200: %v", err)
+	}
+	srv.FailNext(baidutest.APICode2Session, "invalid_client", 1)
+	if _, err := c.Code2Session(ctx(t), "x2"); !baidu.IsInvalidCredentials(err) {
+		t.Fatalf("an error object at 400: %v", err)
+	}
+	srv.RespondNext(baidutest.APICode2Session, 1, 200, "application/json", `{"session_key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"}`)
+	if _, err := c.Code2Session(ctx(t), "x3"); !errors.Is(err, baidu.ErrBadResponse) {
+		t.Fatalf("an answer without openid: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 4 || seen[0] != nil || !baidu.IsInvalidCode(seen[1]) ||
+		!baidu.IsInvalidCredentials(seen[2]) || !errors.Is(seen[3], baidu.ErrBadResponse) {
+		t.Errorf("observer saw %v, want nil, invalid_grant, invalid_client, a bad response", seen)
 	}
 }
 

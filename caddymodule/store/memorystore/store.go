@@ -48,7 +48,10 @@ const numShards = 256
 //     reload's usePersist (identify, replaceFile, dump, swap) runs under
 //     it. Two reloads never switch files at once.
 //  3. revoking: read-held by RevokeUser across its disk write; DeleteSession
-//     takes it alone, to wait for the revokes still writing.
+//     takes it alone, to wait for the revokes still writing. Beside it
+//     (neither is taken under the other), a lock of binding: held by
+//     BindPhone across its change in memory and its disk write, and the
+//     undo of a failed one (phone.go).
 //  4. disk.flushMu: held by flush across all its chunks, rests included.
 //  5. disk.mu: read-held by each write, each flush chunk and each fold,
 //     write-held by swap and close (which so wait for the writes in
@@ -64,10 +67,11 @@ const numShards = 256
 //     gives up after lockWait), and the one write transaction at a time
 //     (a fold, a dump).
 //  8. mu: held by CreateSession, BindPhone and RevokeUser only for the
-//     change in memory, released before their disk write (a login never
-//     waits for the disk with mu held); by the OnEvicted hooks, Count
-//     and the trim's estimate with none held; by the read methods of
-//     memview.go under the journal's lock (or in a dump's transaction).
+//     change in memory (and BindPhone's undo of a binding whose write
+//     failed), released before their disk write (a login never waits for
+//     the disk with mu held); by the OnEvicted hooks, Count and the
+//     trim's estimate with none held; by the read methods of memview.go
+//     under the journal's lock (or in a dump's transaction).
 //  9. go-cache's: a shard's, prevKeys', results' (each its own).
 //     CreateSession sets a shard and the previous key with mu held,
 //     RevokeUser deletes the previous key with it. go-cache runs
@@ -93,6 +97,8 @@ type sharedStore struct {
 	// until its write is on disk: a logout that finds its session revoked
 	// waits for that write before it answers.
 	revoking sync.RWMutex
+
+	binding bindLocks // the phone bindings of a user take turns (phone.go)
 
 	disk diskState // the persist file, if any (persist.go)
 
@@ -327,26 +333,6 @@ func (s *sharedStore) RevokeUser(_ context.Context, openid string) (int, error) 
 		return 0, err
 	}
 	return n, nil
-}
-
-func (s *sharedStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
-	s.mu.Lock()
-	rec := s.users[openid]
-	if rec == nil || rec.expired(time.Now()) {
-		s.mu.Unlock()
-		return store.ErrNotFound
-	}
-	u := rec.u.Load().user()
-	u.Phone, u.CountryCode = phone, countryCode
-	p, err := packUser(u)
-	if err == nil {
-		s.storeUser(rec, p)
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return s.disk.write(func(w *diskWriter) error { return w.user(openid) })
 }
 
 // User reads the record every session of the user shares, as BindPhone

@@ -11,7 +11,8 @@ import (
 //	P s:<hex sha256 of token>  the session copy: "<version>\0<expiry ms>\0<openid>\0<unionid>\0
 //	                           <session key>\0<phone>\0<country code>" (copy.go), Redis TTL = session TTL
 //	P u:{<openid>}             the user record: hash openid, unionid, session_key, phone,
-//	                           country_code, ver; TTL = the user's latest session
+//	                           country_code, ver; gone with the user's last session (its
+//	                           logout, a revoke), TTL = the user's latest session
 //	P t:{<openid>}             the user's tokens: hash token hash -> expiry (unix ms); same TTL
 //	P pk:{<openid>}            the session key the newest login replaced, TTL = the grace
 //	P idx                      sorted set of token hashes by expiry, for Count

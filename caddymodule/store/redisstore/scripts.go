@@ -155,6 +155,25 @@ if not v then return false end
 return v
 `
 
+// logoutEndScript ends a logout, after the session copy is deleted: it
+// drops the token (and the expired ones) from the user's index, and the
+// user record and previous key when no live token is left, as the memory
+// store drops a user with its last session. It runs in the user's slot,
+// as the login's createUserScript does, so a login racing the logout
+// either indexed its token before (the record stays: it is the login's)
+// or comes after, and starts a record afresh.
+//
+//	KEYS[1] P u:{<openid>}   KEYS[2] P t:{<openid>}   KEYS[3] P pk:{<openid>}
+//	ARGV[1] now (unix ms)   ARGV[2] the token hash
+var logoutEndScript = redis.NewScript(prelude + logoutEndSrc)
+
+const logoutEndSrc = `
+redis.call('HDEL', KEYS[2], ARGV[2])
+local _, maxexp = liveTokens(KEYS[2], tonumber(ARGV[1]), '')
+if maxexp == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+return 1
+`
+
 // revokeEndScript ends a revocation, after the session copies are
 // deleted: it drops the revoked tokens (and the expired ones) from the
 // user's index, and the user record and previous key when no token is

@@ -13,7 +13,7 @@ func TestRedisStoreScriptsDeclareKeys(t *testing.T) {
 	keyless := map[string]bool{"TIME": true, "PUBLISH": true}
 	// The helpers' parameters, which their callers fill from KEYS.
 	aliases := map[string]bool{"tkey": true, "ukey": true}
-	for _, src := range []string{prelude, createUserSrc, setCopySrc, deleteSrc, revokeEndSrc, bindPhoneSrc, countSrc} {
+	for _, src := range []string{prelude, createUserSrc, setCopySrc, deleteSrc, logoutEndSrc, revokeEndSrc, bindPhoneSrc, countSrc} {
 		for _, m := range call.FindAllStringSubmatch(src, -1) {
 			if keyless[m[1]] {
 				continue

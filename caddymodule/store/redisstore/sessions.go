@@ -84,7 +84,9 @@ func (s *sharedStore) CreateSession(ctx context.Context, th store.TokenHash, u s
 }
 
 // DeleteSession is a logout: the copy is deleted and announced in one
-// script, then dropped from the user's index and from idx. It deletes in
+// script, then dropped from idx and, by the user's script, from the
+// user's index, with the user record when it was the last live session
+// (logoutEndScript: a login racing it keeps its record). It deletes in
 // Redis first, forgetting the local copy before and after: this gateway stops honouring the token
 // even when Redis fails, and the cache's generation keeps a look-up that
 // read Redis before the delete from caching the dead session again.
@@ -110,8 +112,9 @@ func (s *sharedStore) DeleteSession(ctx context.Context, th store.TokenHash) err
 	if err != nil {
 		return nil // not one of ours: nothing indexes it
 	}
-	return s.commit(ctx, []string{sk, s.tokensKey(sess.User.OpenID), s.indexKey()}, func(p redis.Pipeliner) {
-		p.HDel(ctx, s.tokensKey(sess.User.OpenID), hx)
+	openid := sess.User.OpenID
+	return s.commit(ctx, []string{sk, s.tokensKey(openid), s.indexKey()}, func(p redis.Pipeliner) {
+		logoutEndScript.Eval(ctx, p, s.userKeys(openid), time.Now().UnixMilli(), hx)
 		p.ZRem(ctx, s.indexKey(), hx)
 	})
 }

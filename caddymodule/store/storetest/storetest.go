@@ -118,6 +118,7 @@ func (suite Suite) Run(t *testing.T) {
 	t.Run("BindPhone", suite.bindPhone)
 	t.Run("PreviousSessionKey", suite.previousSessionKey)
 	t.Run("User", suite.userRecord)
+	t.Run("LastLogoutEndsUser", suite.lastLogoutEndsUser)
 	t.Run("ReplaceSessionKey", suite.replaceSessionKey)
 	t.Run("BadInput", suite.badInput)
 	t.Run("LoginResults", suite.loginResults)

@@ -85,6 +85,39 @@ func (suite Suite) userRecord(t *testing.T) {
 	})
 }
 
+// lastLogoutEndsUser: the user record goes with the user's last
+// session, as at a revoke: a login after the last logout starts afresh,
+// without the phone, unionid or previous session key of the record
+// before.
+func (suite Suite) lastLogoutEndsUser(t *testing.T) {
+	ctx := context.Background()
+	alice, _ := users()
+	s := suite.Open(t, AppID(t, ""))
+	h1, h2 := Hash("ll1"), Hash("ll2")
+	MustCreate(t, s, h1, alice, time.Hour)
+	MustCreate(t, s, h2, alice, time.Hour)
+	if err := s.BindPhone(ctx, alice.OpenID, "13800001111", "86"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []store.TokenHash{h1, h2} {
+		if err := s.DeleteSession(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := store.User{OpenID: alice.OpenID, SessionKey: "ZnJlc2hzZXNzaW9ua2V5MTI="}
+	h3 := Hash("ll3")
+	MustCreate(t, s, h3, fresh, time.Hour)
+	if got := MustLookup(t, s, h3).User; got != fresh {
+		t.Fatalf("a login after the last logout: %+v, want %+v (nothing of the record before)", got, fresh)
+	}
+	if u, err := s.User(ctx, alice.OpenID); err != nil || u != fresh {
+		t.Fatalf("User after the new login = %+v, %v; want %+v", u, err, fresh)
+	}
+	if k, err := s.PreviousSessionKey(ctx, alice.OpenID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("PreviousSessionKey after a fresh login = %q, %v; want ErrNotFound", k, err)
+	}
+}
+
 // replaceSessionKey: a replaced key is seen by every token of the user
 // (through another store of the app too), the sessions keep their
 // expiry, the previous key is gone; a key that is no longer the old one
