@@ -14,13 +14,13 @@ import (
 const numBindLocks = 64
 
 // bindLocks serializes the phone bindings of each user (BindPhone).
-type bindLocks [numBindLocks]sync.Mutex
-
-// bindSeed spreads the openids over the locks.
-var bindSeed = maphash.MakeSeed()
+type bindLocks struct {
+	seed  maphash.Seed // spreads the openids over the locks
+	locks [numBindLocks]sync.Mutex
+}
 
 func (b *bindLocks) of(openid string) *sync.Mutex {
-	return &b[maphash.String(bindSeed, openid)%numBindLocks]
+	return &b.locks[maphash.String(b.seed, openid)%numBindLocks]
 }
 
 // BindPhone records the phone on the record every session of the user

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,7 @@ func newSharedStore(appID string, maxSessions int, logger *zap.Logger) *sharedSt
 		foldDone:  make(chan struct{}),
 	}
 	s.disk.s = s
+	s.binding.seed = maphash.MakeSeed()
 	s.disk.foldKick = make(chan struct{}, 1)
 	s.maxSessions.Store(int64(maxSessions))
 	s.logger.Store(logger)
