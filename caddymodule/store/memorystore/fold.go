@@ -36,7 +36,7 @@ func (j *journal) write(mem memView, db *bolt.DB, fn func(*diskWriter) error) er
 	if err == nil && len(j.scratch) > 0 {
 		end, err = j.append(j.scratch)
 	}
-	due := len(j.regions[j.active].buf) > j.regionSize/4 || err != nil
+	due := len(j.regions[j.active].buf) > j.regionSize/2 || err != nil
 	j.mu.Unlock()
 	if due && j.kick != nil {
 		j.kick()

@@ -56,9 +56,10 @@ const (
 	recordHeaderSize  = 16
 	journalVoid       = 1 << 31
 
-	// defaultRegionSize holds about 16,000 logins: seconds of a storm,
-	// folded long before it fills.
-	defaultRegionSize = 4 << 20
+	// defaultRegionSize holds about 60,000 logins: seconds of a storm.
+	// It is folded when half full: the more changes a fold carries, the
+	// more of them share each page bbolt writes.
+	defaultRegionSize = 16 << 20
 )
 
 var errJournalFull = errors.New("the journal is full: its changes cannot be folded into the persist file (disk full?)")
@@ -108,7 +109,7 @@ type journal struct {
 	scratch      []byte // a record being encoded (held under mu)
 
 	foldMu sync.Mutex // one fold at a time (fold.go)
-	kick   func()     // asks for a fold soon: the active region is a quarter full
+	kick   func()     // asks for a fold soon: the active region is half full
 
 	syncs, calls atomic.Int64 // rounds and records, for the benchmarks
 }
@@ -142,31 +143,65 @@ func decodeHeader(b []byte, id [16]byte, r int) (gen uint64, ok bool) {
 }
 
 // createJournal makes a new journal at path, of two regions of size
-// bytes, zero-filled and synced, its region 0 active at generation gen.
-// It is written beside and renamed into place, so that a crash leaves
-// either the old journal or the new one.
+// bytes, its region 0 active at generation gen. A journal already there
+// at that size (the last run's, replayed into its file) is taken over:
+// its blocks are allocated already, and its records are of older
+// generations, which no header names any more. Otherwise a new one is
+// zero-filled and synced beside it and renamed into place, so that a
+// crash leaves either the old journal or the new one.
 func createJournal(path string, id [16]byte, size int, gen uint64) (*journal, error) {
+	j := &journal{path: path, id: id, regionSize: size, frozen: -1}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == j.regionOffset(2) {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeHeaders(f, id, gen); err != nil {
+			f.Close()
+			return nil, err
+		}
+		j.f = f
+	} else if j.f, err = newJournalFile(path, j.regionOffset(2), id, gen); err != nil {
+		return nil, err
+	}
+	for r := range j.regions {
+		j.regions[r] = &journalRegion{index: r, buf: make([]byte, 0, size), free: r == 1}
+	}
+	j.regions[0].gen = gen
+	return j, nil
+}
+
+// writeHeaders makes region 0 active at generation gen and region 1
+// empty, and syncs them.
+func writeHeaders(f *os.File, id [16]byte, gen uint64) error {
+	h := make([]byte, 2*journalHeaderSize)
+	copy(h, encodeHeader(id, 0, gen))
+	if _, err := f.WriteAt(h, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// newJournalFile writes a zero-filled journal of size bytes beside path,
+// with its headers, and renames it into place.
+func newJournalFile(path string, size int64, id [16]byte, gen uint64) (*os.File, error) {
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	j := &journal{f: f, path: path, id: id, regionSize: size, frozen: -1}
-	fail := func(err error) (*journal, error) {
+	fail := func(err error) (*os.File, error) {
 		f.Close()
 		os.Remove(tmp)
 		return nil, err
 	}
 	zeros := make([]byte, 1<<20)
-	for off, end := int64(0), j.regionOffset(2); off < end; off += int64(len(zeros)) {
-		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), end-off)], off); err != nil {
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off); err != nil {
 			return fail(err)
 		}
 	}
-	if _, err := f.WriteAt(encodeHeader(id, 0, gen), 0); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
+	if err := writeHeaders(f, id, gen); err != nil {
 		return fail(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -175,14 +210,7 @@ func createJournal(path string, id [16]byte, size int, gen uint64) (*journal, er
 	f.Close()
 	syncDir(filepath.Dir(path))
 	// Opened again under its name, for the errors that name it.
-	if j.f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
-		return nil, err
-	}
-	for r := range j.regions {
-		j.regions[r] = &journalRegion{index: r, buf: make([]byte, 0, size), free: r == 1}
-	}
-	j.regions[0].gen = gen
-	return j, nil
+	return os.OpenFile(path, os.O_RDWR, 0)
 }
 
 // append adds one record, payload, to the active region, switching
@@ -208,11 +236,11 @@ func (j *journal) append(payload []byte) (int64, error) {
 }
 
 // pressed reports whether a fold should come before its time: a region
-// waits for one, or the active region is a quarter full.
+// waits for one, or the active region is half full.
 func (j *journal) pressed() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.frozen >= 0 || len(j.regions[j.active].buf) > j.regionSize/4
+	return j.frozen >= 0 || len(j.regions[j.active].buf) > j.regionSize/2
 }
 
 // appendRecord appends a record of generation gen to b.

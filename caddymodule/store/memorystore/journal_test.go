@@ -245,7 +245,8 @@ func TestJournalOfAnotherFileSetAside(t *testing.T) {
 }
 
 // A change made just before a crash is in the journal only; the next
-// start replays it, and a logout made before the crash stays.
+// start replays it, and a logout made before the crash stays. Twice: the
+// second time in the journal the first start took over.
 func TestJournalReplayedAtStart(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "s.db")
 	app := storetest.AppID(t, "")
@@ -262,10 +263,22 @@ func TestJournalReplayedAtStart(t *testing.T) {
 		t.Fatalf("%d sessions already folded into the file, want none (the test needs them in the journal)", n)
 	}
 	crash(s, stop)
-	s, _ = openMemory(t, cfg(), app, nil)
+	s, stop = openMemory(t, cfg(), app, nil)
 	storetest.MustLookup(t, s, kept)
 	storetest.WantNotFound(t, s, out)
 	wantCount(t, s, 1)
+
+	// The journal is taken over at that start, its old records left in
+	// place: a logout now, then another crash, and the old login's
+	// record must not come back.
+	s.disk.lastFold.Store(time.Now().Add(time.Hour).UnixNano())
+	if err := s.DeleteSession(t.Context(), kept); err != nil {
+		t.Fatal(err)
+	}
+	crash(s, stop)
+	s, _ = openMemory(t, cfg(), app, nil)
+	storetest.WantNotFound(t, s, kept)
+	wantCount(t, s, 0)
 }
 
 // A revoke whose write comes after a login of the same user (the login's
