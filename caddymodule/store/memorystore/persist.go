@@ -73,9 +73,9 @@ func (d *diskState) path() string {
 	return d.f.path
 }
 
-// write runs fn in a write transaction shared with the writes queued
-// beside it (a group commit) and returns once it is on disk; without a
-// persist file it does nothing.
+// write appends the writes fn makes to the journal, as one record, and
+// returns once an fdatasync shared with the records beside it has put it
+// on disk; without a persist file it does nothing.
 func (d *diskState) write(fn func(*diskWriter) error) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
