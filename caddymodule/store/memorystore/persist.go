@@ -48,7 +48,7 @@ type diskState struct {
 	f        *diskFile     // nil: nothing is persisted
 	closed   bool          // the store is gone: a write is an error, not a no-op
 	on       atomic.Bool   // f != nil, read by the OnEvicted hooks without mu
-	foldKick chan struct{} // asks the housekeeper for a fold (journal.kick)
+	foldKick chan struct{} // asks the folder for a fold (journal.kick)
 
 	lastFold atomic.Int64 // when fold last ran, in Unix ns
 
@@ -238,7 +238,7 @@ func (d *diskState) close(s *sharedStore) error {
 	return nil
 }
 
-// kickFold asks the housekeeper for a fold now.
+// kickFold asks the folder (housekeeping.go) for a fold now.
 func (d *diskState) kickFold() {
 	select {
 	case d.foldKick <- struct{}{}:
