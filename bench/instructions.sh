@@ -83,19 +83,9 @@ CADDYFILE=$OUT/instructions.Caddyfile
 sed -E 's/\b1(8[0-9]{3}|2019)\b/2\1/g' bench/Caddyfile >"$CADDYFILE"
 
 # --- start ---------------------------------------------------------------
-for port in 28080 28081 28082 28083 28084 28085 28086 28090 28379 22019; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "port $port is already in use: stop what listens there first" >&2
-		exit 1
-	fi
-done
-
-PIDS=()
-cleanup() {
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require_free_ports 28080 28081 28082 28083 28084 28085 28086 28090 28379 22019
 
 GOMAXPROCS=1 "$OUT/upstream" -addr 127.0.0.1:28090 2>"$OUT/instructions-upstream.log" &
 PIDS+=("$!")

@@ -87,19 +87,9 @@ go build -o "$OUT/upstream" ./bench/upstream
 go build -o "$OUT/mint" ./bench/mint
 
 # --- start ---------------------------------------------------------------
-for port in 18080 18081 18082 18083 18084 18085 18086 18090 18379 12019; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "port $port is already in use: stop what listens there first" >&2
-		exit 1
-	fi
-done
-
-PIDS=()
-cleanup() {
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require_free_ports 18080 18081 18082 18083 18084 18085 18086 18090 18379 12019
 
 GOMAXPROCS=1 "${LOAD_CPU[@]}" "$OUT/upstream" -addr 127.0.0.1:18090 2>"$OUT/upstream.log" &
 UPSTREAM_PID=$!

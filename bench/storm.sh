@@ -55,12 +55,9 @@ if [ -z "$CADDY" ]; then
 	CADDY=$OUT/caddy
 fi
 
-for port in 18181 18182 18183 18184 12029; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "port $port is already in use: stop what listens there first" >&2
-		exit 1
-	fi
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+require_free_ports 18181 18182 18183 18184 12029
 
 export STORM_DIR="$PWD/$OUT/storm"
 rm -rf "$STORM_DIR"
@@ -68,7 +65,7 @@ mkdir -p "$STORM_DIR"
 XDG_CONFIG_HOME="$STORM_DIR/xdg" XDG_DATA_HOME="$STORM_DIR/xdg" \
 	"${CADDY_CPU[@]}" "$CADDY" run --config bench/storm.Caddyfile --adapter caddyfile 2>"$OUT/storm-caddy.log" &
 CADDY_PID=$!
-trap 'kill $CADDY_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM
+PIDS+=("$CADDY_PID")
 
 login() { curl -fs -o /dev/null -H 'Content-Type: application/json' -d "{\"code\":\"$2\"}" "http://127.0.0.1:$1/wechat/login"; }
 for _ in $(seq 100); do
