@@ -479,7 +479,7 @@ func BenchmarkLoginStorm(b *testing.B) {
 	}
 	var ratios, rates []float64
 	j := disk.disk.f.j
-	pages0, syncs0, calls0 := writes(db), j.syncs.Load(), j.calls.Load()
+	pages0, syncs0, calls0 := writes(db), j.syncs.Load(), j.records.Load()
 	for r := range rounds {
 		var m, d float64
 		if r%2 == 0 {
@@ -496,7 +496,7 @@ func BenchmarkLoginStorm(b *testing.B) {
 	// counts every page the rounds' logins cost (the folds during the
 	// rounds competed with them for the cores; this last one does not).
 	disk.disk.fold(true)
-	calls := j.calls.Load() - calls0
+	calls := j.records.Load() - calls0
 	b.ReportMetric(ratios[len(ratios)/2], "persist/memory")
 	b.ReportMetric(rates[len(rates)/2], "persisted-logins/s")
 	b.ReportMetric(float64(calls)/float64(j.syncs.Load()-syncs0), "logins/sync")

@@ -67,7 +67,6 @@ func (j *journal) unfolded() []*journalRegion {
 			rs = append(rs, g)
 		}
 	}
-	slices.SortFunc(rs, func(a, b *journalRegion) int { return cmp.Compare(a.gen, b.gen) })
 	return rs
 }
 

@@ -100,7 +100,6 @@ type journal struct {
 	appended int64 // the LSN past the last record
 	synced   int64 // the LSN up to which everything is on disk
 	round    *syncRound
-	records  int64 // records appended
 	// roundRecords is records when the last round started; busy is set
 	// when that round carried more than one: a storm, in which the next
 	// round's leader waits a little for more.
@@ -111,7 +110,8 @@ type journal struct {
 	foldMu sync.Mutex // one fold at a time (fold.go)
 	kick   func()     // asks for a fold soon: the active region is half full
 
-	syncs, calls atomic.Int64 // rounds and records, for the benchmarks
+	records atomic.Int64 // records appended (read by the benchmarks without mu)
+	syncs   atomic.Int64 // sync rounds, for the benchmarks
 }
 
 // regionOffset is where region r's records start in the file.
@@ -230,8 +230,7 @@ func (j *journal) append(payload []byte) (int64, error) {
 	}
 	a.buf = appendRecord(a.buf, a.gen, payload, 0)
 	j.appended += int64(n)
-	j.records++
-	j.calls.Add(1)
+	j.records.Add(1)
 	return j.appended, nil
 }
 
@@ -334,8 +333,9 @@ func (j *journal) lead(r *syncRound, gather bool) {
 		}
 	}
 	r.target = j.appended
-	j.busy = j.records-j.roundRecords > 1
-	j.roundRecords = j.records
+	n := j.records.Load()
+	j.busy = n-j.roundRecords > 1
+	j.roundRecords = n
 	j.mu.Unlock()
 
 	var err error

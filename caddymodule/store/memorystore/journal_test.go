@@ -145,7 +145,7 @@ func TestJournalWritesBesideFolds(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d records after the crash, want %d", len(got), len(want))
 	}
-	t.Logf("%d writes, %d syncs, %d folds", f.j.calls.Load(), f.j.syncs.Load(), folds)
+	t.Logf("%d writes, %d syncs, %d folds", f.j.records.Load(), f.j.syncs.Load(), folds)
 }
 
 // A write that fails (the disk full, an I/O error) is answered with the
