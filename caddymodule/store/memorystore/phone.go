@@ -2,37 +2,21 @@ package memorystore
 
 import (
 	"context"
-	"hash/maphash"
-	"sync"
 	"time"
 
 	"github.com/caddy-wechat-auth/caddy-wechat-auth/caddymodule/store"
 )
 
-// numBindLocks is how many locks the phone bindings are spread over, by
-// openid: bindings of one user take turns, those of others rarely wait.
-const numBindLocks = 64
-
-// bindLocks serializes the phone bindings of each user (BindPhone).
-type bindLocks struct {
-	seed  maphash.Seed // spreads the openids over the locks
-	locks [numBindLocks]sync.Mutex
-}
-
-func (b *bindLocks) of(openid string) *sync.Mutex {
-	return &b.locks[maphash.String(b.seed, openid)%numBindLocks]
-}
-
 // BindPhone records the phone on the record every session of the user
 // shares, then writes it. A binding whose write fails is answered 503
 // and must change nothing, so it then takes its phone back (unbind).
 //
-// Bindings of one user take turns, each holding its lock from its change
-// in memory until its write is done (or taken back): the phone a failed
-// binding restores is then never that of another binding still writing,
-// which may fail too.
+// It takes its turn among the changes of the user (userLocks, undo.go),
+// holding its lock from its change in memory until its write is done (or
+// taken back): the phone a failed binding restores is then never that of
+// another binding still writing, which may fail too.
 func (s *sharedStore) BindPhone(_ context.Context, openid, phone, countryCode string) error {
-	l := s.binding.of(openid)
+	l := s.turns.of(openid)
 	l.Lock()
 	defer l.Unlock()
 
@@ -62,9 +46,9 @@ func (s *sharedStore) BindPhone(_ context.Context, openid, phone, countryCode st
 
 // unbind takes back the phone of bound, a binding of rec whose write
 // failed, restoring that of before. It takes back the phone only, and
-// only while rec still carries it: a change made since (a login's new
-// session key) stays, and a record that a revoke or the end of its last
-// session took away has taken the phone with it.
+// only while rec still carries it: a record that a revoke or the end of
+// its last session took away has taken the phone with it. (The other
+// changes of the user wait for their turn, so none is made since.)
 //
 // Then the record is written again, as memory now holds it: a write of
 // the user in a transaction of its own (a login's, the background

@@ -50,9 +50,10 @@ const numShards = 256
 //     it. Two reloads never switch files at once.
 //  3. revoking: read-held by RevokeUser across its disk write; DeleteSession
 //     takes it alone, to wait for the revokes still writing. Beside it
-//     (neither is taken under the other), a lock of binding: held by
-//     BindPhone across its change in memory and its disk write, and the
-//     undo of a failed one (phone.go).
+//     (neither is taken under the other), a lock of turns: held by
+//     CreateSession, BindPhone and ReplaceSessionKey across their change
+//     in memory and their disk write, and the undo of a failed one
+//     (undo.go).
 //  4. disk.flushMu: held by flush across all its chunks, rests included.
 //  5. disk.mu: read-held by each write, each flush chunk and each fold,
 //     write-held by swap and close (which so wait for the writes in
@@ -67,19 +68,20 @@ const numShards = 256
 //     Then bbolt's own: the file's flock (other processes; openBolt
 //     gives up after lockWait), and the one write transaction at a time
 //     (a fold, a dump).
-//  8. mu: held by CreateSession, BindPhone and RevokeUser only for the
-//     change in memory (and BindPhone's undo of a binding whose write
-//     failed), released before their disk write (a login never waits for
-//     the disk with mu held); by the OnEvicted hooks, Count and the
-//     trim's estimate with none held; by the read methods of memview.go
-//     under the journal's lock (or in a dump's transaction).
+//  8. mu: held by CreateSession, BindPhone, ReplaceSessionKey and
+//     RevokeUser only for the change in memory (and the undo of a change
+//     whose write failed), released before their disk write (a login
+//     never waits for the disk with mu held); by the OnEvicted hooks,
+//     Count and the trim's estimate with none held; by the read methods
+//     of memview.go under the journal's lock (or in a dump's transaction).
 //  9. go-cache's: a shard's, prevKeys', results' (each its own).
-//     CreateSession sets a shard and the previous key with mu held,
-//     RevokeUser deletes the previous key with it. go-cache runs
-//     OnEvicted after releasing its own lock, so the hooks (which take mu
-//     and disk.qmu) never run under one.
+//     CreateSession sets a shard and the previous key with mu held;
+//     RevokeUser, ReplaceSessionKey and the undos set or delete the
+//     previous key with it (an undo deletes a session with mu not held:
+//     the hook takes it). go-cache runs OnEvicted after releasing its own
+//     lock, so the hooks (which take mu and disk.qmu) never run under one.
 //  10. disk.qmu: the removal queue, a leaf; taken under mu when a previous
-//     key deleted in CreateSession or RevokeUser is queued by its hook.
+//     key deleted with mu held is queued by its hook.
 type sharedStore struct {
 	appID       string
 	maxSessions atomic.Int64
@@ -99,7 +101,7 @@ type sharedStore struct {
 	// waits for that write before it answers.
 	revoking sync.RWMutex
 
-	binding bindLocks // the phone bindings of a user take turns (phone.go)
+	turns userLocks // the changes of a user's record take turns (undo.go)
 
 	disk diskState // the persist file, if any (persist.go)
 
@@ -128,7 +130,7 @@ func newSharedStore(appID string, maxSessions int, logger *zap.Logger) *sharedSt
 		foldDone:  make(chan struct{}),
 	}
 	s.disk.s = s
-	s.binding.seed = maphash.MakeSeed()
+	s.turns.seed = maphash.MakeSeed()
 	s.disk.foldKick = make(chan struct{}, 1)
 	s.maxSessions.Store(int64(maxSessions))
 	s.logger.Store(logger)
@@ -205,12 +207,20 @@ func (s *sharedStore) CreateSession(_ context.Context, th store.TokenHash, in st
 	sh := s.shard(&th)
 	// go-cache overwrites without calling OnEvicted; a reused hash must
 	// release its old user first. (Hashes of fresh random tokens are
-	// never created twice at once, so no lock is needed around the two.)
+	// never created twice at once, so no lock is needed around the two;
+	// nor is this undone if the write fails.)
 	sh.Delete(key)
+
+	// The user's changes take turns (undo.go): an undo of this one, if
+	// its write fails, then puts back nothing of another's.
+	l := s.turns.of(in.OpenID)
+	l.Lock()
+	defer l.Unlock()
 
 	s.mu.Lock()
 	now := time.Now()
 	rec := s.users[in.OpenID]
+	undo := createUndo{th: th, openid: in.OpenID, was: rec, prevKey: s.prevKeyState(in.OpenID)}
 	u := in
 	if rec == nil || rec.expired(now) {
 		// New, or every session of the user has expired and the sweep
@@ -218,7 +228,8 @@ func (s *sharedStore) CreateSession(_ context.Context, th store.TokenHash, in st
 		rec = &memUser{}
 		s.prevKeys.Delete(in.OpenID)
 	} else {
-		old := rec.u.Load().user()
+		undo.before, undo.exp = rec.u.Load(), rec.exp
+		old := undo.before.user()
 		u.UnionID = cmp.Or(u.UnionID, old.UnionID)
 		if u.Phone == "" {
 			u.Phone, u.CountryCode = old.Phone, old.CountryCode
@@ -240,6 +251,7 @@ func (s *sharedStore) CreateSession(_ context.Context, th store.TokenHash, in st
 		return time.Time{}, err
 	}
 	s.storeUser(rec, p)
+	undo.rec, undo.p = rec, p
 	sh.Set(key, rec, ttl)
 	s.size.Add(1)
 	// Read back go-cache's own expiry, so that Lookup reports exactly the
@@ -257,6 +269,7 @@ func (s *sharedStore) CreateSession(_ context.Context, th store.TokenHash, in st
 	if err := s.disk.write(func(w *diskWriter) error {
 		return errors.Join(w.user(in.OpenID), w.session(in.OpenID, th), w.prevKey(in.OpenID))
 	}); err != nil {
+		s.undoCreate(undo)
 		return time.Time{}, err
 	}
 	if s.size.Load() > s.maxSessions.Load() {
@@ -355,20 +368,28 @@ func (s *sharedStore) User(_ context.Context, openid string) (store.User, error)
 }
 
 // ReplaceSessionKey changes the record every session of the user shares,
-// as BindPhone does, and writes it with the previous key's removal.
+// as BindPhone does, and writes it with the previous key's removal. A
+// replacement whose write fails is answered 503 and undone: the old key
+// and the previous key stay, as on disk.
 func (s *sharedStore) ReplaceSessionKey(_ context.Context, openid, oldKey, newKey string) (bool, error) {
+	l := s.turns.of(openid)
+	l.Lock()
+	defer l.Unlock()
+
 	s.mu.Lock()
 	rec := s.users[openid]
 	if rec == nil || rec.expired(time.Now()) {
 		s.mu.Unlock()
 		return false, store.ErrNotFound
 	}
-	u := rec.u.Load().user()
+	before := rec.u.Load()
+	u := before.user()
 	if u.SessionKey != oldKey {
 		s.mu.Unlock()
 		return false, nil
 	}
 	u.SessionKey = newKey
+	prevKey := s.prevKeyState(openid)
 	p, err := packUser(u)
 	if err == nil {
 		s.storeUser(rec, p)
@@ -378,9 +399,13 @@ func (s *sharedStore) ReplaceSessionKey(_ context.Context, openid, oldKey, newKe
 	if err != nil {
 		return false, err
 	}
-	return true, s.disk.write(func(w *diskWriter) error {
+	if err := s.disk.write(func(w *diskWriter) error {
 		return errors.Join(w.user(openid), w.prevKey(openid))
-	})
+	}); err != nil {
+		s.undoReplaceKey(rec, p, before, prevKey)
+		return false, err
+	}
+	return true, nil
 }
 
 func (s *sharedStore) PreviousSessionKey(_ context.Context, openid string) (string, error) {
