@@ -8,7 +8,8 @@ import "github.com/redis/go-redis/v9"
 // script runs on Redis Cluster as on a single server. What spans slots
 // (a user's sessions lie in slots of their own) is done in steps from
 // Go, each step safe to interleave with any other; the methods that
-// take them (sessions.go, users.go) say how.
+// take them (sessions.go, users.go) say how. TestRedisStoreScriptsDeclareKeys
+// reads every script of the package and its callers to hold this.
 //
 // P below is the store's prefix (key_prefix + app id + ":").
 //
