@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -383,18 +382,4 @@ func voidSpan(g *journalRegion, from, to int) {
 	payload := make([]byte, to-from-recordHeaderSize)
 	rec := appendRecord(make([]byte, 0, to-from), g.gen, payload, journalVoid)
 	copy(g.buf[from:to], rec)
-}
-
-// fdatasync flushes f's data, not its times (the journal never changes
-// size, so nothing else needs committing).
-func fdatasync(f *os.File, path string) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: path, Err: err}
-			}
-			return nil
-		}
-	}
 }
