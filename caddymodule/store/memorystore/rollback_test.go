@@ -52,6 +52,16 @@ func wantUser(t *testing.T, s *sharedStore, want store.User, prevKey string) {
 	}
 }
 
+// wantSessionsServe checks that each session ths is served as want.
+func wantSessionsServe(t *testing.T, s *sharedStore, when string, want store.User, ths ...store.TokenHash) {
+	t.Helper()
+	for _, th := range ths {
+		if u := storetest.MustLookup(t, s, th).User; u != want {
+			t.Fatalf("%s: a session of %s is served as %+v, want %+v", when, want.OpenID, u, want)
+		}
+	}
+}
+
 // wantNoUser checks that the store has no record of openid.
 func wantNoUser(t *testing.T, s *sharedStore, openid string) {
 	t.Helper()
@@ -106,11 +116,7 @@ func TestMemoryStoreCreateSessionFailedWrite(t *testing.T) {
 		t.Helper()
 		storetest.WantNotFound(t, s, ha3)
 		storetest.WantNotFound(t, s, hc)
-		for _, th := range []store.TokenHash{ha1, ha2} {
-			if u := storetest.MustLookup(t, s, th).User; u != alice {
-				t.Fatalf("%s: a session of alice is served as %+v, want %+v", when, u, alice)
-			}
-		}
+		wantSessionsServe(t, s, when, alice, ha1, ha2)
 		wantUser(t, s, alice, "k1")
 		wantNoUser(t, s, "o-carol")
 		wantCount(t, s, 2)
@@ -190,11 +196,7 @@ func TestMemoryStoreReplaceSessionKeyFailedWrite(t *testing.T) {
 	})
 	check := func(s *sharedStore, when string) {
 		t.Helper()
-		for _, th := range []store.TokenHash{ha1, ha2} {
-			if u := storetest.MustLookup(t, s, th).User; u != alice {
-				t.Fatalf("%s: a session of alice is served as %+v, want %+v", when, u, alice)
-			}
-		}
+		wantSessionsServe(t, s, when, alice, ha1, ha2)
 		wantUser(t, s, alice, "k1")
 	}
 	check(s, "after the failed replacement")
