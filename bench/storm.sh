@@ -18,7 +18,12 @@
 # (admin /debug/pprof/profile) during each site's first round, into
 # bench/out/storm-memory.pprof and storm-persist.pprof. --caddy runs a
 # Caddy built elsewhere (with cmd/caddy's modules) instead of building
-# one. Results: stdout and bench/out/storm.tsv.
+# one. Where perf can read syscall tracepoints (Debian's linux-perf, as
+# root), each persisted round also reports how long the kernel took over
+# each of Caddy's fdatasync calls (p50/p99 and count): on a shared
+# virtual disk that latency swings by ten times from hour to hour, and
+# it, not Caddy, sets the ratio then (docs/login-storm.md). Results:
+# stdout and bench/out/storm.tsv.
 set -euo pipefail
 
 ROUNDS=5
@@ -35,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--pin) PIN=1; shift ;;
 	--profile) PROFILE=$2; shift 2 ;;
 	--caddy) CADDY=$2; shift 2 ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -94,6 +99,18 @@ to_us() {
 	awk -v v="$1" 'BEGIN { n = v + 0
 		if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'
 }
+# The kernel's time in each fdatasync of pid during secs: "p50/p99 ms (n)".
+PERF=
+if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_fdatasync true >/dev/null 2>&1; then PERF=1; fi
+sync_latency() { # pid secs
+	perf record -q -o "$OUT/storm-perf.data" -e syscalls:sys_enter_fdatasync,syscalls:sys_exit_fdatasync -p "$1" -- sleep "$2" >/dev/null 2>&1 || true
+	perf script -i "$OUT/storm-perf.data" 2>/dev/null | awk '
+		{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) t = substr($i, 1, length($i) - 1) }
+		/sys_enter_fdatasync/ { s[$2] = t; next }
+		/sys_exit_fdatasync/ && ($2 in s) { printf "%.3f\n", (t - s[$2]) * 1000; delete s[$2] }' |
+		sort -n | awk '{ v[NR] = $1 } END { q = int(NR * 0.99); if (q < 1) q = 1
+			if (NR) printf "%.2f/%.2f ms (%d)", v[int((NR + 1) / 2)], v[q], NR; else printf "none" }'
+}
 PROFILE_PIDS=()
 for r in $(seq "$ROUNDS"); do
 	order=(memory persist)
@@ -104,7 +121,14 @@ for r in $(seq "$ROUNDS"); do
 			PROFILE_PIDS+=("$!")
 		fi
 		t0=$(ticks "$CADDY_PID") s0=$(sticks "$CADDY_PID")
+		lat_pid=
+		if [ -n "$PERF" ] && [ "$s" = persist ]; then
+			sync_latency "$CADDY_PID" "$DURATION" >"$OUT/storm-sync.txt" &
+			lat_pid=$!
+		fi
 		out=$(storm "$s" "$DURATION" "r$r$s")
+		lat=
+		if [ -n "$lat_pid" ]; then wait "$lat_pid"; lat="  fdatasync p50/p99 $(cat "$OUT/storm-sync.txt")"; fi
 		t1=$(ticks "$CADDY_PID") s1=$(sticks "$CADDY_PID")
 		rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 		n=$(awk '/requests in/ { print $1 }' <<<"$out")
@@ -115,8 +139,8 @@ for r in $(seq "$ROUNDS"); do
 		cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')
 		sys=$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$rps" "$n" "${non2xx:-0}" "${errs:-0}" "$p50" "$p99" "$cpu" "$sys" >>"$RAW"
-		printf '  round %d  %-8s %9s logins/s  p50 %7sus  p99 %8sus  caddy %6sus CPU/login (%sus system)  non-2xx %s\n' \
-			"$r" "$s" "$rps" "$p50" "$p99" "$cpu" "$sys" "${non2xx:-0}" >&2
+		printf '  round %d  %-8s %9s logins/s  p50 %7sus  p99 %8sus  caddy %6sus CPU/login (%sus system)  non-2xx %s%s\n' \
+			"$r" "$s" "$rps" "$p50" "$p99" "$cpu" "$sys" "${non2xx:-0}" "$lat" >&2
 	done
 done
 for pid in "${PROFILE_PIDS[@]}"; do wait "$pid"; done
