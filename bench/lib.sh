@@ -20,3 +20,8 @@ cleanup() {
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+
+# ticks is the CPU time (utime + stime, in clock ticks of CLK_TCK a
+# second) a process has used so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)

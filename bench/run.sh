@@ -118,10 +118,6 @@ curl -fs -o /dev/null -H "Authorization: Bearer $TOKEN_REDIS" http://127.0.0.1:1
 # --- measure -------------------------------------------------------------
 SITES=(plain wechat_auth wechat_redis redis_nocache forward_auth decrypt)
 
-# ticks prints a process's utime+stime in clock ticks.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
-
 run_wrk() { # site seconds -> wrk output
 	local args=(-t1 "-c$CONNECTIONS" "-d${2}s" --latency)
 	case "$1" in

@@ -85,8 +85,6 @@ for side in old new; do
 	exit 1
 done
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
 storm() { # side seconds prefix -> wrk output
 	wrk -t1 "-c$CONNECTIONS" "-d${2}s" --latency -s bench/storm.lua "http://127.0.0.1:${PORT[$1]}" -- "$3"
 }

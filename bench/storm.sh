@@ -79,9 +79,7 @@ for _ in $(seq 100); do
 done
 login 18182 warm-0 || { echo "caddy did not start; see $OUT/storm-caddy.log" >&2; exit 1; }
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 sticks() { awk '{ print $15 }' "/proc/$1/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
 port_of() { case "$1" in memory) echo 18181 ;; persist) echo 18182 ;; esac; }
 
 storm() { # site seconds prefix -> wrk output
