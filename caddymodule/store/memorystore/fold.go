@@ -29,6 +29,16 @@ var (
 // lock, so that records are in the order their projections of memory
 // were made (writer.go's rule).
 func (j *journal) write(mem memView, db *bolt.DB, fn func(*diskWriter) error) error {
+	end, err := j.add(mem, db, fn)
+	if err != nil || end == 0 {
+		return err
+	}
+	return j.await(end)
+}
+
+// add appends the writes fn makes as one record and returns the LSN past
+// it (0: fn wrote nothing).
+func (j *journal) add(mem memView, db *bolt.DB, fn func(*diskWriter) error) (int64, error) {
 	j.mu.Lock()
 	j.scratch = j.scratch[:0]
 	err := safeWrite(fn, &diskWriter{mem: mem, sink: journalSink{j, db}})
@@ -41,10 +51,19 @@ func (j *journal) write(mem memView, db *bolt.DB, fn func(*diskWriter) error) er
 	if due && j.kick != nil {
 		j.kick()
 	}
-	if err != nil || end == 0 {
+	return end, err
+}
+
+// await returns once the record ending at end is on disk, or with the
+// error of the round that voided it: a round can fail, and void it,
+// between add and await (rounds.go).
+func (j *journal) await(end int64) error {
+	if err := j.sync(end); err != nil {
 		return err
 	}
-	return j.sync(end)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.voided(end)
 }
 
 // safeWrite runs fn, turning a panic into an error: the journal's lock

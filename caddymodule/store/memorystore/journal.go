@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // The journal: every change that must be on disk before it is answered is
@@ -77,14 +76,6 @@ type journalRegion struct {
 	free    bool   // holds nothing that bbolt lacks: it may be reused
 }
 
-// syncRound is one write and fdatasync covering the records appended
-// before it started.
-type syncRound struct {
-	target int64 // the LSN it makes durable; set when it starts writing
-	done   chan struct{}
-	err    error
-}
-
 // journal is an open journal file.
 type journal struct {
 	f          *os.File
@@ -99,6 +90,11 @@ type journal struct {
 	appended int64 // the LSN past the last record
 	synced   int64 // the LSN up to which everything is on disk
 	round    *syncRound
+	// voids are the LSN ranges of records a failed round turned void
+	// (rounds.go), one per run of failed rounds.
+	voids []voidRange
+	// datasync is fdatasync; a test puts in one that fails.
+	datasync func(f *os.File, path string) error
 	// roundRecords is records when the last round started; busy is set
 	// when that round carried more than one: a storm, in which the next
 	// round's leader waits a little for more.
@@ -149,7 +145,7 @@ func decodeHeader(b []byte, id [16]byte, r int) (gen uint64, ok bool) {
 // zero-filled and synced beside it and renamed into place, so that a
 // crash leaves either the old journal or the new one.
 func createJournal(path string, id [16]byte, size int, gen uint64) (*journal, error) {
-	j := &journal{path: path, id: id, regionSize: size, frozen: -1}
+	j := &journal{path: path, id: id, regionSize: size, frozen: -1, datasync: fdatasync}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == j.regionOffset(2) {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
@@ -266,120 +262,4 @@ func (j *journal) switchRegions() bool {
 	o.header = encodeHeader(j.id, o.index, o.gen)
 	j.frozen, j.active = cur.index, o.index
 	return true
-}
-
-// sync returns once everything up to lsn is on disk, leading a round of
-// writing and fdatasync if none in progress covers it.
-func (j *journal) sync(lsn int64) error {
-	for {
-		j.mu.Lock()
-		if j.synced >= lsn {
-			j.mu.Unlock()
-			return nil
-		}
-		if r := j.round; r != nil {
-			j.mu.Unlock()
-			<-r.done
-			if r.err != nil && r.target >= lsn {
-				return r.err
-			}
-			continue // covered, or the next round's to lead
-		}
-		r := &syncRound{done: make(chan struct{})}
-		j.round = r
-		gather := j.busy
-		j.mu.Unlock()
-		j.lead(r, gather)
-		if r.err != nil && r.target >= lsn {
-			return r.err
-		}
-	}
-}
-
-// gatherWait is how long the leader of a round waits for more records
-// when the rounds before carried several: under a storm, the sync that
-// costs the same CPU whatever it carries then carries twice or three
-// times more. A lone change never waits.
-const gatherWait = 500 * time.Microsecond
-
-// lead runs round r: it writes every byte appended and not yet written
-// (both regions', and a new region's header), then one fdatasync.
-func (j *journal) lead(r *syncRound, gather bool) {
-	if gather {
-		time.Sleep(gatherWait)
-	}
-	type span struct {
-		b   []byte
-		off int64
-	}
-	// What each region had when the round started: a region switched
-	// meanwhile (a new generation) is not this round's to mark.
-	type mark struct {
-		gen    uint64
-		end    int
-		header bool
-	}
-	j.mu.Lock()
-	var spans []span
-	var marks [2]mark
-	for i, g := range j.regions {
-		marks[i] = mark{g.gen, len(g.buf), g.header != nil}
-		if g.header != nil {
-			spans = append(spans, span{g.header, int64(g.index) * journalHeaderSize})
-		}
-		if len(g.buf) > g.written {
-			spans = append(spans, span{g.buf[g.written:], j.regionOffset(g.index) + int64(g.written)})
-		}
-	}
-	r.target = j.appended
-	n := j.records.Load()
-	j.busy = n-j.roundRecords > 1
-	j.roundRecords = n
-	j.mu.Unlock()
-
-	var err error
-	for _, s := range spans {
-		if _, err = j.f.WriteAt(s.b, s.off); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = fdatasync(j.f, j.path)
-	}
-	j.syncs.Add(1)
-
-	j.mu.Lock()
-	for i, g := range j.regions {
-		m := marks[i]
-		switch {
-		case g.gen != m.gen:
-		case err == nil:
-			g.written = max(g.written, m.end)
-			if m.header {
-				g.header = nil
-			}
-		case m.end > g.written:
-			// Whoever waits for these records is told they failed.
-			// They must not reach the disk later, with the next round
-			// that succeeds: the change was answered as not made, and
-			// its caller may have undone it in memory. So what they
-			// are becomes one void record, written in their place.
-			voidSpan(g, g.written, m.end)
-		}
-	}
-	if err == nil {
-		j.synced = max(j.synced, r.target)
-	}
-	j.round = nil
-	r.err = err
-	j.mu.Unlock()
-	close(r.done)
-}
-
-// voidSpan turns the records in g.buf[from:to] into one void record of
-// the same length. The caller holds j.mu.
-func voidSpan(g *journalRegion, from, to int) {
-	payload := make([]byte, to-from-recordHeaderSize)
-	rec := appendRecord(make([]byte, 0, to-from), g.gen, payload, journalVoid)
-	copy(g.buf[from:to], rec)
 }
