@@ -189,7 +189,7 @@ func (r *Server) Stop() {
 	if r.cmd == nil {
 		return
 	}
-	r.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
+	thaw(r.cmd.Process) // in case a test paused it
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-r.done:
@@ -226,14 +226,16 @@ func (r *Server) Restart() {
 func (r *Server) Pause() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cmd.Process.Signal(syscall.SIGSTOP)
+	if err := freeze(r.cmd.Process); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Resume undoes Pause.
 func (r *Server) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cmd.Process.Signal(syscall.SIGCONT)
+	thaw(r.cmd.Process)
 }
 
 // eventually is gatewaytest.Eventually, its failures marked as this

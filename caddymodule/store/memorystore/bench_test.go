@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -242,14 +241,6 @@ func fillRange(b testing.TB, s *sharedStore, base, m int) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// cpuTime is the CPU time this process has used (user and system, every
-// thread: the GC's included).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func mergeRows(acc, rows []probeRow) []probeRow {
