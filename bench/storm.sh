@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The login storm: durable logins against logins kept in memory only.
 #
-#   bash bench/storm.sh [--rounds N] [--duration SECONDS] [--connections N] [--pin] [--profile SECONDS] [--caddy BINARY]
+#   bash bench/storm.sh [--rounds N] [--duration SECONDS] [--connections N] [--pin] [--profile SECONDS] [--prefill SECONDS] [--caddy BINARY]
 #
 # Builds Caddy with the plugin (cmd/caddy) into bench/out/ and runs one
 # Caddy with two wechat_auth sites (bench/storm.Caddyfile): the memory
@@ -18,7 +18,10 @@
 # (admin /debug/pprof/profile) during each site's first round, into
 # bench/out/storm-memory.pprof and storm-persist.pprof. --caddy runs a
 # Caddy built elsewhere (with cmd/caddy's modules) instead of building
-# one. Where perf can read syscall tracepoints (Debian's linux-perf, as
+# one. --prefill N first storms each site for N seconds, untimed, so
+# that the rounds run against stores that already hold many sessions (at
+# 3,000-4,000 logins/s, 300 s come near the default limit of a million).
+# Where perf can read syscall tracepoints (Debian's linux-perf, as
 # root), each persisted round also reports how long the kernel took over
 # each of Caddy's fdatasync calls (p50/p99 and count): on a shared
 # virtual disk that latency swings by ten times from hour to hour, and
@@ -31,6 +34,7 @@ DURATION=6
 CONNECTIONS=32
 PIN=
 PROFILE=0
+PREFILL=0
 CADDY=
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -39,8 +43,9 @@ while [ $# -gt 0 ]; do
 	--connections) CONNECTIONS=$2; shift 2 ;;
 	--pin) PIN=1; shift ;;
 	--profile) PROFILE=$2; shift 2 ;;
+	--prefill) PREFILL=$2; shift 2 ;;
 	--caddy) CADDY=$2; shift 2 ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
 	*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -86,6 +91,12 @@ storm() { # site seconds prefix -> wrk output
 	"${LOAD_CPU[@]}" wrk -t1 "-c$CONNECTIONS" "-d${2}s" --latency -s bench/storm.lua "http://127.0.0.1:$(port_of "$1")" -- "$3"
 }
 
+if [ "$PREFILL" -gt 0 ]; then
+	for s in memory persist; do
+		n=$(storm "$s" "$PREFILL" p | awk '/requests in/ { print $1 }')
+		log "prefill: $n sessions made on the $s site in ${PREFILL}s"
+	done
+fi
 log "warm-up: 2s per site"
 storm memory 2 w >/dev/null
 storm persist 2 w >/dev/null
