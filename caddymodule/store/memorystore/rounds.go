@@ -123,6 +123,7 @@ func (j *journal) lead(r *syncRound, gather bool) {
 	j.mu.Unlock()
 
 	err := j.writeOut(writes)
+	written := err == nil
 	if err != nil {
 		j.mu.Lock()
 		j.void(marks, r.target, err)
@@ -132,17 +133,12 @@ func (j *journal) lead(r *syncRound, gather bool) {
 		// that wrote them. No other round runs meanwhile (r is still
 		// j.round), and appends only add past the marks, so nothing
 		// else changes these bytes.
-		if j.writeOut(writes) == nil {
-			j.mu.Lock()
-			j.settle(marks, r.target)
-			j.mu.Unlock()
-		}
-	} else {
-		j.mu.Lock()
-		j.settle(marks, r.target)
-		j.mu.Unlock()
+		written = j.writeOut(writes) == nil
 	}
 	j.mu.Lock()
+	if written {
+		j.settle(marks, r.target)
+	}
 	j.round = nil
 	r.err = err
 	j.mu.Unlock()
