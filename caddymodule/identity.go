@@ -37,10 +37,8 @@ type identityHeaders struct {
 	// number, however many names there are to strip.
 	stripped foldedSet
 
-	// appIDValue is the app id boxed once for the replacer: boxing a
-	// string into an interface allocates, on every request.
-	appIDValue any
-	appIDText  string
+	// appIDText is the app id, the value of the app id header.
+	appIDText string
 }
 
 func newIdentityHeaders(h *Handler) identityHeaders {
@@ -50,7 +48,6 @@ func newIdentityHeaders(h *Handler) identityHeaders {
 		phone:       textproto.CanonicalMIMEHeaderKey(h.HeaderPhone),
 		countryCode: textproto.CanonicalMIMEHeaderKey(h.HeaderCountryCode),
 		appID:       textproto.CanonicalMIMEHeaderKey(h.HeaderAppID),
-		appIDValue:  h.appID,
 		appIDText:   h.appID,
 	}
 	for _, name := range identityHeaderNames(h) {
@@ -175,9 +172,9 @@ func (t *trailerStripper) Read(p []byte) (int, error) {
 }
 
 // set sets the identity headers and placeholders of a user. It is on the
-// hot path, so it makes one allocation, the header write itself: the
-// values share one backing array, the names are canonical already, and
-// the placeholders point into that same array.
+// hot path, so it makes two small allocations: the header values share
+// one backing array, and the placeholders are one provider over the
+// user's values, asked only when something reads them.
 func (ih *identityHeaders) set(r *http.Request, u store.User) {
 	n := 2
 	if u.UnionID != "" {
@@ -186,17 +183,13 @@ func (ih *identityHeaders) set(r *http.Request, u store.User) {
 	if u.Phone != "" {
 		n += 2
 	}
-	// cap == n: appends never move the array, so &vals[i] stays valid.
 	vals := make([]string, 0, n)
 	vals = setHeader(r.Header, vals, ih.openID, u.OpenID)
-	openID, unionID, phone := placeholder(vals, 0), any(""), any("")
 	if u.UnionID != "" {
 		vals = setHeader(r.Header, vals, ih.unionID, u.UnionID)
-		unionID = placeholder(vals, len(vals)-1)
 	}
 	if u.Phone != "" {
 		vals = setHeader(r.Header, vals, ih.phone, u.Phone)
-		phone = placeholder(vals, len(vals)-1)
 		if u.CountryCode != "" {
 			vals = setHeader(r.Header, vals, ih.countryCode, u.CountryCode)
 		}
@@ -204,23 +197,44 @@ func (ih *identityHeaders) set(r *http.Request, u store.User) {
 	setHeader(r.Header, vals, ih.appID, ih.appIDText)
 
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", openID)
-		repl.Set("http.auth.user.unionid", unionID)
-		repl.Set("http.auth.user.phone", phone)
-		repl.Set("http.auth.user.appid", ih.appIDValue)
+		// Four Replacer.Sets cost a lock and a map insert each, about a
+		// thousand instructions a request, most of it for placeholders
+		// nobody reads. A provider costs one append. But providers are
+		// asked after the replacer's static values, so a
+		// {http.auth.user.*} an earlier handler set (basic_auth, say)
+		// would win over ours: those are deleted first, under one lock,
+		// so that, as with Set, the handler that authenticated last
+		// names the user. A handler after us that Sets one still wins.
+		repl.DeleteByPrefix(placeholderPrefix)
+		repl.Map(userPlaceholders{openID: u.OpenID, unionID: u.UnionID, phone: u.Phone, appID: ih.appIDText}.replace)
 	}
 }
 
-// placeholderRef is a placeholder value read from a string kept elsewhere.
-// Caddy turns placeholder values into text through fmt.Stringer, and a
-// pointer fits in an interface without an allocation, where a string
-// would be copied to the heap on every request.
-type placeholderRef string
+// placeholderPrefix is what the user's placeholders' names start with.
+const placeholderPrefix = "http.auth.user."
 
-func (p *placeholderRef) String() string { return string(*p) }
+// userPlaceholders are the values of one request's user placeholders.
+type userPlaceholders struct{ openID, unionID, phone, appID string }
 
-// placeholder is the placeholder value of vals[i].
-func placeholder(vals []string, i int) any { return (*placeholderRef)(&vals[i]) }
+// replace answers {http.auth.user.id}, .unionid, .phone and .appid; the
+// unionid and phone are known and empty when the user has none.
+func (p userPlaceholders) replace(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, placeholderPrefix)
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "id":
+		return p.openID, true
+	case "unionid":
+		return p.unionID, true
+	case "phone":
+		return p.phone, true
+	case "appid":
+		return p.appID, true
+	}
+	return nil, false
+}
 
 // setHeader sets header[name] (name already canonical) to value, taking
 // the value slice from vals. Each slice is capped at its own length, so a

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/net/http2"
 )
 
@@ -380,5 +381,47 @@ func TestStripUndeclaredTrailer(t *testing.T) {
 	}
 	if _, ok := r.Trailer["x_wechat_openid"]; ok || r.Trailer.Get("X-Other") != "kept" {
 		t.Errorf("trailers after the body: %v", r.Trailer)
+	}
+}
+
+// TestPlaceholdersNameWhoAuthenticatedLast pins the placeholders'
+// precedence: {http.auth.user.*} names the user of the handler that
+// authenticated last, over what an earlier handler (basic_auth) set, and
+// a handler after ours that sets one still wins over ours.
+func TestPlaceholdersNameWhoAuthenticatedLast(t *testing.T) {
+	h, _ := benchHandler(t, 10)
+	tokens := fillSessions(t, h.store, 10, 1)
+	r := httptest.NewRequest(http.MethodGet, "http://gw.example/api", nil)
+	repl := caddyhttp.NewTestReplacer(r)
+	repl.Set("http.auth.user.id", "basic-auth-user")
+	repl.Set("http.auth.user.email", "basic@example.com")
+	r.Header.Set("Authorization", "Bearer "+tokens[0])
+	var seen map[string]any
+	next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		seen = map[string]any{}
+		for _, k := range []string{"id", "unionid", "phone", "appid", "email"} {
+			if v, ok := repl.Get("http.auth.user." + k); ok {
+				seen[k] = v
+			}
+		}
+		repl.Set("http.auth.user.id", "set-after-us")
+		return nil
+	})
+	if err := h.ServeHTTP(&discardWriter{h: make(http.Header)}, r, next); err != nil {
+		t.Fatal(err)
+	}
+	openID := r.Header.Get(DefaultHeaderOpenID)
+	if openID == "" {
+		t.Fatal("not authenticated")
+	}
+	want := map[string]any{"id": openID, "unionid": "", "phone": "", "appid": h.appID}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("placeholders after wechat_auth = %v, want %v (an earlier handler's, email included, are gone)", seen, want)
+	}
+	if v, _ := repl.GetString("http.auth.user.id"); v != "set-after-us" {
+		t.Fatalf("a later handler's Set: {http.auth.user.id} = %q, want set-after-us", v)
+	}
+	if v, ok := repl.Get("http.auth.userx"); ok {
+		t.Fatalf("a name only starting like ours answered %v", v)
 	}
 }
