@@ -258,6 +258,9 @@ func (d *diskState) kickFold() {
 // way.
 const foldEvery = 8 * time.Second
 
+// foldRetry is how often a fold that failed is tried again.
+const foldRetry = 2 * time.Second
+
 // fold brings the persist file up to date with its journal, if that is
 // due (now: every region), and logs a transition of the folds' health.
 func (d *diskState) fold(now bool) {
@@ -268,9 +271,17 @@ func (d *diskState) fold(now bool) {
 		return
 	}
 	// Pressed, a fold comes before its time; but not after one that
-	// failed (a full disk): each try applies the whole region again.
-	if wait := time.Since(time.Unix(0, d.lastFold.Load())) < foldEvery; !now && wait &&
-		(d.foldHealth.down.Load() || !f.j.pressed()) {
+	// failed (a full disk): each try applies the whole region again, so
+	// it is tried every foldRetry, which is also how soon the store
+	// recovers once there is room again.
+	since := time.Since(time.Unix(0, d.lastFold.Load()))
+	switch {
+	case now:
+	case d.foldHealth.down.Load():
+		if since < foldRetry {
+			return
+		}
+	case since < foldEvery && !f.j.pressed():
 		return
 	}
 	var err error

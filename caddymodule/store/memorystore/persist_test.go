@@ -397,3 +397,27 @@ func TestMemoryStorePersistReplacedKey(t *testing.T) {
 		t.Fatalf("after a crash the dropped previous key %q is back", k)
 	}
 }
+
+// The fold's schedule: a healthy journal is folded every foldEvery (or
+// when pressed), one whose last fold failed every foldRetry, which is how
+// soon the store recovers once the disk has room again.
+func TestFoldSchedule(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.db")
+	s, _ := openMemory(t, &MemoryStore{Persist: file}, storetest.AppID(t, ""), nil)
+	u := store.User{OpenID: "o-fold", SessionKey: "k"}
+	foldAfter := func(since time.Duration, failed bool, want int) {
+		t.Helper()
+		s.disk.lastFold.Store(time.Now().Add(-since).UnixNano())
+		s.disk.foldHealth.down.Store(failed)
+		s.disk.fold(false)
+		if n := fileKeysUnfolded(t, s, bucketSessions); n != want {
+			t.Fatalf("%v after the last fold (failed: %v): %d sessions in the file, want %d", since, failed, n, want)
+		}
+	}
+	storetest.MustCreate(t, s, storetest.Hash("a"), u, time.Hour)
+	foldAfter(foldRetry+time.Second, false, 0) // healthy: not before foldEvery
+	foldAfter(foldRetry+time.Second, true, 1)  // failed: again after foldRetry
+	storetest.MustCreate(t, s, storetest.Hash("b"), u, time.Hour)
+	foldAfter(foldRetry/2, true, 1)
+	foldAfter(foldEvery+time.Second, false, 2)
+}
