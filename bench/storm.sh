@@ -25,7 +25,10 @@
 # root), each persisted round also reports how long the kernel took over
 # each of Caddy's fdatasync calls (p50/p99 and count): on a shared
 # virtual disk that latency swings by ten times from hour to hour, and
-# it, not Caddy, sets the ratio then (docs/login-storm.md). Results:
+# it, not Caddy, sets the ratio then (docs/login-storm.md). Each round
+# also reports the bytes written to the disk under the persist file in
+# it (/sys/class/block/<dev>/stat), and the summary those of all rounds
+# per persisted login: the journal's and the folds'. Results:
 # stdout and bench/out/storm.tsv.
 set -euo pipefail
 
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
 	--profile) PROFILE=$2; shift 2 ;;
 	--prefill) PREFILL=$2; shift 2 ;;
 	--caddy) CADDY=$2; shift 2 ;;
-	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -85,6 +88,11 @@ done
 login 18182 warm-0 || { echo "caddy did not start; see $OUT/storm-caddy.log" >&2; exit 1; }
 
 sticks() { awk '{ print $15 }' "/proc/$1/stat"; }
+# Bytes written to the block device under the persist file, from its
+# /sys/class/block/<dev>/stat (field 7, 512-byte sectors): the fold's
+# writes as well as the journal's. Empty where it cannot be read.
+DISK_STAT=/sys/class/block/$(basename "$(df --output=source "$STORM_DIR" 2>/dev/null | tail -1)")/stat
+written() { [ -r "$DISK_STAT" ] && awk '{ printf "%.0f\n", $7 * 512 }' "$DISK_STAT"; }
 port_of() { case "$1" in memory) echo 18181 ;; persist) echo 18182 ;; esac; }
 
 storm() { # site seconds prefix -> wrk output
@@ -102,7 +110,7 @@ storm memory 2 w >/dev/null
 storm persist 2 w >/dev/null
 
 RAW="$OUT/storm.tsv"
-printf 'round\tsite\tlogins_per_s\tlogins\tnon2xx\terrors\tp50_us\tp99_us\tcpu_us_per_login\tsys_us_per_login\n' >"$RAW"
+printf 'round\tsite\tlogins_per_s\tlogins\tnon2xx\terrors\tp50_us\tp99_us\tcpu_us_per_login\tsys_us_per_login\tdisk_bytes\n' >"$RAW"
 log "$ROUNDS rounds x 2 sites x ${DURATION}s, $CONNECTIONS connections; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 to_us() {
 	awk -v v="$1" 'BEGIN { n = v + 0
@@ -129,7 +137,7 @@ for r in $(seq "$ROUNDS"); do
 			(sleep 1; curl -fs -o "$OUT/storm-$s.pprof" "http://localhost:12029/debug/pprof/profile?seconds=$PROFILE") &
 			PROFILE_PIDS+=("$!")
 		fi
-		t0=$(ticks "$CADDY_PID") s0=$(sticks "$CADDY_PID")
+		t0=$(ticks "$CADDY_PID") s0=$(sticks "$CADDY_PID") w0=$(written)
 		lat_pid=
 		if [ -n "$PERF" ] && [ "$s" = persist ]; then
 			sync_latency "$CADDY_PID" "$DURATION" >"$OUT/storm-sync.txt" &
@@ -138,7 +146,8 @@ for r in $(seq "$ROUNDS"); do
 		out=$(storm "$s" "$DURATION" "r$r$s")
 		lat=
 		if [ -n "$lat_pid" ]; then wait "$lat_pid"; lat="  fdatasync p50/p99 $(cat "$OUT/storm-sync.txt")"; fi
-		t1=$(ticks "$CADDY_PID") s1=$(sticks "$CADDY_PID")
+		t1=$(ticks "$CADDY_PID") s1=$(sticks "$CADDY_PID") w1=$(written)
+		disk=$(( ${w1:-0} - ${w0:-0} ))
 		rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 		n=$(awk '/requests in/ { print $1 }' <<<"$out")
 		non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
@@ -147,20 +156,23 @@ for r in $(seq "$ROUNDS"); do
 		p99=$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
 		cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')
 		sys=$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$rps" "$n" "${non2xx:-0}" "${errs:-0}" "$p50" "$p99" "$cpu" "$sys" >>"$RAW"
-		printf '  round %d  %-8s %9s logins/s  p50 %7sus  p99 %8sus  caddy %6sus CPU/login (%sus system)  non-2xx %s%s\n' \
-			"$r" "$s" "$rps" "$p50" "$p99" "$cpu" "$sys" "${non2xx:-0}" "$lat" >&2
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$rps" "$n" "${non2xx:-0}" "${errs:-0}" "$p50" "$p99" "$cpu" "$sys" "$disk" >>"$RAW"
+		printf '  round %d  %-8s %9s logins/s  p50 %7sus  p99 %8sus  caddy %6sus CPU/login (%sus system)  disk %4s MB  non-2xx %s%s\n' \
+			"$r" "$s" "$rps" "$p50" "$p99" "$cpu" "$sys" $((disk >> 20)) "${non2xx:-0}" "$lat" >&2
 	done
 done
 for pid in "${PROFILE_PIDS[@]}"; do wait "$pid"; done
 
-awk -F'\t' 'NR > 1 { v[$1, $2] = $3; c[$1, $2] = $9; if ($1 > R) R = $1; bad += $5 + $6 }
+awk -F'\t' 'NR > 1 { v[$1, $2] = $3; c[$1, $2] = $9; if ($1 > R) R = $1; bad += $5 + $6; disk += $11; if ($2 == "persist") durable += $4 }
 	END {
 		for (r = 1; r <= R; r++) { q[r] = v[r, "persist"] / v[r, "memory"]; printf "round %d: persist %.0f / memory %.0f logins/s = %.3f (CPU/login %.1f / %.1f us)\n", r, v[r, "persist"], v[r, "memory"], q[r], c[r, "persist"], c[r, "memory"] }
 		n = R
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (q[j] < q[i]) { t = q[i]; q[i] = q[j]; q[j] = t }
 		med = (n % 2) ? q[(n + 1) / 2] : (q[n / 2] + q[n / 2 + 1]) / 2
 		printf "persist/memory logins/s: median %.3f, range %.3f-%.3f over %d rounds (target >= 0.8)\n", med, q[1], q[n], n
+		# The persisted site writes during the other site rounds too (its
+		# folds run in the background): the bytes of all rounds count.
+		if (disk) printf "disk: %.0f MB written in all rounds, %.0f bytes per persisted login\n", disk / 1048576, disk / durable
 		if (bad) { printf "error: %d failed logins: the figures are not valid\n", bad; exit 1 }
 	}' "$RAW"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
