@@ -411,9 +411,9 @@ func stormUser(i int) store.User {
 
 // BenchmarkLoginStorm is a login storm at the concurrency of
 // bench/storm.sh: 32 callers, each login a new user, against a store of
-// 100k sessions in memory only and one whose every login is on disk
-// before CreateSession returns, in $STORM_ROUNDS interleaved rounds
-// (default 5) of half a second:
+// $STORM_SESSIONS sessions (default 100k) in memory only and one whose
+// every login is on disk before CreateSession returns, in $STORM_ROUNDS
+// interleaved rounds (default 5) of half a second:
 //
 //	go test -run '^$' -bench LoginStorm -benchtime 1x ./caddymodule/store/memorystore/
 //
@@ -423,12 +423,17 @@ func stormUser(i int) store.User {
 // work for the cores, as they do in Caddy. It reports the median over
 // rounds of persisted/in-memory logins/s, and for the persisted store the
 // logins per journal sync and the bbolt pages written per login (by the
-// folds, the last one after the rounds).
+// folds, the last one after the rounds), and the process's peak heap in
+// use during the rounds (sampled every 20 ms: what the folds' write
+// transactions add, in the open).
 func BenchmarkLoginStorm(b *testing.B) {
 	const callers = 32
-	rounds, work := 5, 250*time.Microsecond
+	rounds, work, sessions := 5, 250*time.Microsecond, 100_000
 	if v, err := strconv.Atoi(os.Getenv("STORM_ROUNDS")); err == nil && v > 0 {
 		rounds = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("STORM_SESSIONS")); err == nil && v > 0 {
+		sessions = v
 	}
 	if v, err := time.ParseDuration(os.Getenv("STORM_WORK") + "us"); err == nil {
 		work = v
@@ -438,7 +443,7 @@ func BenchmarkLoginStorm(b *testing.B) {
 	mem, _ := openMemory(b, &MemoryStore{}, "wx_bench_storm_mem", nil)
 	disk, _ := openMemory(b, &MemoryStore{}, "wx_bench_storm_disk", nil)
 	for _, s := range []*sharedStore{mem, disk} {
-		fillMemory(b, s, 100_000)
+		fillMemory(b, s, sessions)
 	}
 	persistAll(b, disk, filepath.Join(b.TempDir(), "s.db"))
 	db := disk.disk.f.db
@@ -469,6 +474,22 @@ func BenchmarkLoginStorm(b *testing.B) {
 		return float64(n.Load()) / time.Since(t0).Seconds()
 	}
 	var ratios, rates []float64
+	var peak atomic.Uint64
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			peak.Store(max(peak.Load(), ms.HeapInuse))
+		}
+	}()
 	j := disk.disk.f.j
 	pages0, syncs0, calls0 := writes(db), j.syncs.Load(), j.records.Load()
 	for r := range rounds {
@@ -481,6 +502,9 @@ func BenchmarkLoginStorm(b *testing.B) {
 		ratios, rates = append(ratios, d/m), append(rates, d)
 		b.Logf("round %d: persisted %.0f / in memory %.0f logins/s = %.3f", r+1, d, m, d/m)
 	}
+	close(stopSampling)
+	<-sampled
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 	slices.Sort(ratios)
 	slices.Sort(rates)
 	// What is still in the journal is folded now, so that pages/login
