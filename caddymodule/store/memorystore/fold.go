@@ -46,6 +46,9 @@ func (j *journal) add(mem memView, db *bolt.DB, fn func(*diskWriter) error) (int
 	if err == nil && len(j.scratch) > 0 {
 		end, err = j.append(j.scratch)
 	}
+	if end > 0 {
+		j.unanswered++ // until its await
+	}
 	due := len(j.regions[j.active].buf) > j.regionSize/2 || err != nil
 	j.mu.Unlock()
 	if due && j.kick != nil {
@@ -56,14 +59,21 @@ func (j *journal) add(mem memView, db *bolt.DB, fn func(*diskWriter) error) (int
 
 // await returns once the record ending at end is on disk, or with the
 // error of the round that voided it: a round can fail, and void it,
-// between add and await (rounds.go).
+// between add and await (rounds.go). Every add of a record is followed by
+// one await of it.
 func (j *journal) await(end int64) error {
-	if err := j.sync(end); err != nil {
-		return err
-	}
+	err := j.sync(end)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.voided(end)
+	if err == nil {
+		err = j.voided(end)
+	}
+	// Records appended from now on end past every void range, so once
+	// no writer is left to ask, the ranges can go.
+	if j.unanswered--; j.unanswered == 0 {
+		j.voids = nil
+	}
+	return err
 }
 
 // safeWrite runs fn, turning a panic into an error: the journal's lock

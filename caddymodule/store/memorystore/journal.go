@@ -91,8 +91,12 @@ type journal struct {
 	synced   int64 // the LSN up to which everything is on disk
 	round    *syncRound
 	// voids are the LSN ranges of records a failed round turned void
-	// (rounds.go), one per run of failed rounds.
-	voids []voidRange
+	// (rounds.go), one per run of failed rounds; unanswered counts the
+	// records whose writers have not asked about them yet. When it is
+	// zero no one can ask about a voided record again, and voids is
+	// emptied: it does not grow with every failure of a long life.
+	voids      []voidRange
+	unanswered int
 	// datasync is fdatasync; a test puts in one that fails.
 	datasync func(f *os.File, path string) error
 	// roundRecords is records when the last round started; busy is set

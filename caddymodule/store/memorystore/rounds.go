@@ -17,7 +17,7 @@ import "time"
 // record only after the round that voided it (it appended just before the
 // round started, then lost the processor) must hear that it failed, not
 // that a later round made the void durable: j.voids remembers which
-// records were voided.
+// records were voided, until every writer of a record has asked.
 
 // syncRound is one write and fdatasync covering the records appended
 // before it started.
